@@ -1,0 +1,89 @@
+# edge-ocr — the two commands: `make run` and `make test`. Both set themselves up.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+CVENV := .venv-convert
+PY := $(VENV)/bin/python
+CPY := $(CVENV)/bin/python
+MODEL ?= models/crnn_zh_en_int8.tflite
+APT_RUNTIME := python3-venv
+APT_CONVERT := fonts-noto-cjk fonts-wqy-zenhei fonts-wqy-microhei fonts-arphic-uming fonts-arphic-ukai \
+	fonts-arphic-gbsn00lp fonts-arphic-gkai00mp fonts-lxgw-wenkai fonts-klee fonts-dkg-handwriting \
+	fonts-humor-sans fonts-breip fonts-femkeklaver fonts-kristi fonts-rufscript fonts-comic-neue \
+	fonts-dejavu-core fonts-liberation2 fonts-smiley-sans fortunes-zh fortunes fortunes-min wamerican
+
+.PHONY: run test test-runtime test-toolchain lint model data train export evaluate samples clean
+
+# Install Debian packages only when root and only those missing (idempotent, quiet when done).
+define apt_install
+	@missing=$$(for p in $(1); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
+	if [ -n "$$missing" ]; then \
+	  if [ "$$(id -u)" = 0 ]; then echo "apt: installing $$missing"; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
+	  else echo "note: missing Debian packages (run as root or sudo apt install): $$missing"; fi; \
+	fi
+endef
+
+$(VENV)/.done: requirements/runtime.txt requirements/dev.txt pyproject.toml
+	$(call apt_install,$(APT_RUNTIME))
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -r requirements/dev.txt
+	$(PY) -m pip install -q --no-deps -e .
+	touch $@
+
+$(CVENV)/.done: requirements/convert.txt requirements/runtime.txt
+	$(call apt_install,$(APT_CONVERT))
+	$(PYTHON) -m venv $(CVENV)
+	$(CPY) -m pip install -q --upgrade pip
+	$(CPY) -m pip install -q -r requirements/convert.txt
+	$(CPY) -m pip install -q --no-deps tf_keras==2.21.0
+	touch $@
+
+run: $(VENV)/.done
+	@echo "== edge-ocr: recognising the bundled sample lines with $(MODEL)"
+	$(VENV)/bin/edge-ocr recognize --model $(MODEL) samples/lines/*.png
+
+# pytest exit 5 means "no tests collected": that is a failure here, not a pass.
+define pytest
+	@$(1) -m pytest $(2); rc=$$?; if [ $$rc = 5 ]; then echo "pytest collected no tests: failing"; exit 1; fi; exit $$rc
+endef
+
+test: test-runtime test-toolchain lint
+
+test-runtime: $(VENV)/.done
+	$(call pytest,$(PY),tests --ignore=tests/toolchain)
+
+test-toolchain: $(CVENV)/.done
+	$(call pytest,$(CPY),tests/toolchain)
+
+lint: $(VENV)/.done
+	$(VENV)/bin/ruff check edge_ocr convert tests
+
+# ---- host toolchain: re-create the shipped model (hours on 2 CPU cores; see models/MODEL_CARD.md)
+STEPS ?= 3000
+TRAIN_LINES ?= 120000
+data: $(CVENV)/.done
+	$(CPY) -m convert.dataset --split test --count 3000 --out data/test
+	$(CPY) -m convert.dataset --split val --count 2000 --out data/val
+	$(CPY) -m convert.dataset --split train --count $(TRAIN_LINES) --out data/train
+
+train: $(CVENV)/.done
+	LD_PRELOAD=$$(ls /usr/lib/*/libjemalloc.so.2 2>/dev/null | head -1) $(CPY) -m convert.train --data data --run runs/crnn --steps $(STEPS)
+
+export: $(CVENV)/.done
+	$(CPY) -m convert.export --run runs/crnn --out models --name crnn_zh_en
+	cp runs/crnn/final.weights.h5 models/crnn_zh_en_float.weights.h5
+	cp runs/crnn/config.json models/crnn_zh_en_float.config.json
+
+evaluate: $(CVENV)/.done
+	$(CPY) -m convert.evaluate --split data/test --keras-run runs/crnn --store \
+	  --models models/crnn_zh_en_float.tflite models/crnn_zh_en_int8.tflite --report models/crnn_zh_en.eval.md
+
+model: data train export evaluate
+
+samples: $(CVENV)/.done
+	$(CPY) -m convert.samples --out samples/lines
+
+clean:
+	rm -rf $(VENV) $(CVENV) .pytest_cache .ruff_cache

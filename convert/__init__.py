@@ -1,0 +1,1 @@
+"""Host toolchain: synthetic lines, the CRNN, training, evaluation and int8 export."""

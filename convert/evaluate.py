@@ -1,0 +1,103 @@
+"""Score models on a rendered split: CER and exact-line accuracy, float vs int8 parity.
+
+    python -m convert.evaluate --split data/test --models models/crnn_zh_en_float.tflite models/crnn_zh_en_int8.tflite
+
+TFLite models run through ``edge_ocr.recognizer`` (the device's code path, both runtimes
+when installed). ``--keras-run`` adds the float Keras model the export came from.
+Writes a Markdown parity report and stores the figures in each model's contract.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+from tqdm import tqdm
+
+from convert.dataset import load_split
+from convert.metrics import score
+from edge_ocr.interpreter import available_runtimes
+from edge_ocr.recognizer import Recognizer
+
+
+def eval_tflite(path: Path, split: Path, runtime: str, limit: int | None, decoder: str = "greedy") -> dict:
+    images, widths, labels = load_split(split)
+    n = len(labels) if not limit else min(limit, len(labels))
+    rec = Recognizer(path, num_threads=1, runtime=runtime, decoder=decoder)
+    hyps, ms = [], []
+    for i in tqdm(range(n), desc=f"{path.name} [{runtime}]", unit="line", mininterval=5):
+        r = rec.recognize([np.asarray(images[i, :, : widths[i]])])[0]
+        hyps.append(r.text)
+        ms.append(r.ms)
+    out = score(labels[:n], hyps)
+    out["median_ms_per_line"] = float(np.median(ms))
+    out["hyps"] = hyps
+    return out
+
+
+def eval_keras(run: Path, split: Path, limit: int | None) -> dict:
+    from convert.export import load_trained
+    from convert.train import evaluate
+    from edge_ocr.charset import Charset
+
+    _, model = load_trained(run, batch_size=None)
+    charset = Charset.load(json.loads((run / "config.json").read_text())["charset"])
+    images, widths, labels = load_split(split)
+    return evaluate(model, images, widths, labels, charset, limit=limit)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--split", type=Path, default=Path("data/test"))
+    ap.add_argument("--models", type=Path, nargs="+", required=True)
+    ap.add_argument("--keras-run", type=Path, default=None)
+    ap.add_argument("--limit", type=int, default=0)
+    ap.add_argument("--report", type=Path, default=None, help="Markdown parity report")
+    ap.add_argument("--store", action="store_true", help="write the figures into each model's contract")
+    a = ap.parse_args()
+    rows = []
+    if a.keras_run:
+        t = time.time()
+        m = eval_keras(a.keras_run, a.split, a.limit or None)
+        rows.append(("keras float (training graph)", "tensorflow", m))
+        print(f"keras float: CER {m['cer']:.4f} line acc {m['line_acc']:.4f} ({time.time() - t:.0f} s)")
+    results: dict[str, dict] = {}
+    for path in a.models:
+        for rt in available_runtimes():
+            m = eval_tflite(path, a.split, rt, a.limit or None)
+            rows.append((path.name, rt, m))
+            results.setdefault(path.name, {})[rt] = m
+            print(f"{path.name} [{rt}]: CER {m['cer']:.4f} line acc {m['line_acc']:.4f} "
+                  f"median {m['median_ms_per_line']:.1f} ms/line")
+    for name, per_rt in results.items():
+        texts = [m["hyps"] for m in per_rt.values()]
+        same = all(t == texts[0] for t in texts)
+        print(f"{name}: runtimes {'agree on every line' if same else 'DISAGREE'} ({', '.join(per_rt)})")
+    if a.report:
+        lines = [f"# Evaluation on `{a.split}`", "",
+                 "CER = edits / reference characters, whitespace removed; line acc = exact match. "
+                 "Median ms/line: 1 thread, this host, greedy decoding.", "",
+                 "| model | runtime | lines | CER | line acc | median ms/line |", "|---|---|---|---|---|---|"]
+        for name, rt, m in rows:
+            ms = f"{m['median_ms_per_line']:.1f}" if "median_ms_per_line" in m else "–"
+            lines.append(f"| {name} | {rt} | {m['lines']} | {m['cer']:.4f} | {m['line_acc']:.4f} | {ms} |")
+        a.report.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    if a.store:
+        for path in a.models:
+            contract = path.with_suffix(".json")
+            doc = json.loads(contract.read_text())
+            per_rt = results[path.name]
+            first = next(iter(per_rt.values()))
+            doc["metrics"] = {
+                "synthetic_test": {"split": str(a.split), "lines": first["lines"], "chars": first["chars"],
+                                   "cer": round(first["cer"], 4), "line_acc": round(first["line_acc"], 4)},
+                "median_ms_per_line_1_thread": {rt: round(m["median_ms_per_line"], 2) for rt, m in per_rt.items()},
+            }
+            contract.write_text(json.dumps(doc, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+
+
+if __name__ == "__main__":
+    main()

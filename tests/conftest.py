@@ -1,0 +1,29 @@
+"""Shared fixtures: the shipped model, the bundled samples, and the installed runtimes."""
+
+from __future__ import annotations
+
+import csv
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+MODEL = ROOT / "models" / "crnn_zh_en_int8.tflite"
+SAMPLES = ROOT / "samples" / "lines"
+
+
+def expected_runtimes() -> list[str]:
+    """tflite-runtime has no wheel past Python 3.11; on 3.11 both must be present."""
+    return ["litert", "tflite"] if sys.version_info < (3, 12) else ["litert"]
+
+
+@pytest.fixture(params=expected_runtimes())
+def runtime(request: pytest.FixtureRequest) -> str:
+    return request.param
+
+
+@pytest.fixture(scope="session")
+def samples() -> list[tuple[Path, str]]:
+    with (SAMPLES / "labels.tsv").open(encoding="utf-8") as f:
+        return [(SAMPLES / row["file"], row["text"]) for row in csv.DictReader(f, delimiter="\t")]
