@@ -6,7 +6,6 @@ CVENV := .venv-convert
 PY := $(VENV)/bin/python
 CPY := $(CVENV)/bin/python
 MODEL ?= models/crnn_zh_en_int8.tflite
-APT_RUNTIME := python3-venv
 APT_CONVERT := fonts-noto-cjk fonts-wqy-zenhei fonts-wqy-microhei fonts-arphic-uming fonts-arphic-ukai \
 	fonts-arphic-gbsn00lp fonts-arphic-gkai00mp fonts-lxgw-wenkai fonts-klee fonts-dkg-handwriting \
 	fonts-humor-sans fonts-breip fonts-femkeklaver fonts-kristi fonts-rufscript fonts-comic-neue \
@@ -25,7 +24,7 @@ define apt_install
 endef
 
 $(VENV)/.done: requirements/runtime.txt requirements/dev.txt pyproject.toml
-	$(call apt_install,$(APT_RUNTIME))
+	@$(PYTHON) -c "import venv, ensurepip" 2>/dev/null || { echo "$(PYTHON) lacks venv/ensurepip: apt install python3-venv"; exit 1; }
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q -r requirements/dev.txt

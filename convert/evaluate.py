@@ -18,7 +18,7 @@ import numpy as np
 from tqdm import tqdm
 
 from convert.dataset import load_split
-from convert.metrics import score
+from convert.metrics import score, strip_punct
 from edge_ocr.interpreter import available_runtimes
 from edge_ocr.recognizer import Recognizer
 
@@ -35,6 +35,31 @@ def eval_tflite(path: Path, split: Path, runtime: str, limit: int | None, decode
     out = score(labels[:n], hyps)
     out["median_ms_per_line"] = float(np.median(ms))
     out["hyps"] = hyps
+    return out
+
+
+def eval_devset(path: Path, devset: Path, runtime: str, decoder: str = "greedy") -> dict:
+    """CER on the real line images of ``devset/labels.tsv``, overall and per category.
+
+    Also reports a punctuation-insensitive CER, as the dev set's labelling notes suggest.
+    """
+    import csv
+
+    from edge_ocr.imageio import read_image
+
+    rec = Recognizer(path, num_threads=1, runtime=runtime, decoder=decoder)
+    with (devset / "labels.tsv").open(encoding="utf-8") as f:
+        rows = [r for r in csv.DictReader(f, delimiter="\t") if r["file"].startswith("lines/")]
+    refs, hyps, cats = [], [], []
+    for r in tqdm(rows, desc=f"devset {path.name} [{runtime}]", unit="line", mininterval=5):
+        refs.append(r["text"])
+        hyps.append(rec.recognize([read_image(devset / r["file"])])[0].text)
+        cats.append(r["category"])
+    out = {"all": score(refs, hyps),
+           "all_no_punct": score([strip_punct(t) for t in refs], [strip_punct(t) for t in hyps])}
+    for cat in sorted(set(cats)):
+        idx = [i for i, c in enumerate(cats) if c == cat]
+        out[cat] = score([refs[i] for i in idx], [hyps[i] for i in idx])
     return out
 
 
@@ -57,6 +82,7 @@ def main() -> None:
     ap.add_argument("--limit", type=int, default=0)
     ap.add_argument("--report", type=Path, default=None, help="Markdown parity report")
     ap.add_argument("--store", action="store_true", help="write the figures into each model's contract")
+    ap.add_argument("--devset", type=Path, default=None, help="also score real line images (labels.tsv)")
     a = ap.parse_args()
     rows = []
     if a.keras_run:
@@ -72,6 +98,12 @@ def main() -> None:
             results.setdefault(path.name, {})[rt] = m
             print(f"{path.name} [{rt}]: CER {m['cer']:.4f} line acc {m['line_acc']:.4f} "
                   f"median {m['median_ms_per_line']:.1f} ms/line")
+    devsets: dict[str, dict] = {}
+    if a.devset:
+        for path in a.models:
+            d = eval_devset(path, a.devset, available_runtimes()[0])
+            devsets[path.name] = d
+            print(f"{path.name} devset: " + ", ".join(f"{k} CER {v['cer']:.3f} ({v['lines']})" for k, v in d.items()))
     for name, per_rt in results.items():
         texts = [m["hyps"] for m in per_rt.values()]
         same = all(t == texts[0] for t in texts)
@@ -84,6 +116,12 @@ def main() -> None:
         for name, rt, m in rows:
             ms = f"{m['median_ms_per_line']:.1f}" if "median_ms_per_line" in m else "–"
             lines.append(f"| {name} | {rt} | {m['lines']} | {m['cer']:.4f} | {m['line_acc']:.4f} | {ms} |")
+        if devsets:
+            cats = list(next(iter(devsets.values())))
+            lines += ["", f"## Real lines: `{a.devset}` (CER; lines in brackets)", "",
+                      "| model | " + " | ".join(cats) + " |", "|---|" + "---|" * len(cats)]
+            for name, d in devsets.items():
+                lines.append(f"| {name} | " + " | ".join(f"{d[c]['cer']:.3f} ({d[c]['lines']})" for c in cats) + " |")
         a.report.write_text("\n".join(lines) + "\n", encoding="utf-8")
     if a.store:
         for path in a.models:
@@ -96,6 +134,9 @@ def main() -> None:
                                    "cer": round(first["cer"], 4), "line_acc": round(first["line_acc"], 4)},
                 "median_ms_per_line_1_thread": {rt: round(m["median_ms_per_line"], 2) for rt, m in per_rt.items()},
             }
+            if path.name in devsets:
+                doc["metrics"]["devset_real_lines"] = {k: {"cer": round(v["cer"], 4), "lines": v["lines"]}
+                                                       for k, v in devsets[path.name].items()}
             contract.write_text(json.dumps(doc, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
 
 

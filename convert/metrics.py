@@ -22,6 +22,13 @@ def squash(text: str) -> str:
     return re.sub(r"\s+", "", text)
 
 
+PUNCT = re.compile(r"[，。、：；！？《》【】（）,.:;!?()\"'“”‘’\-]")
+
+
+def strip_punct(text: str) -> str:
+    return PUNCT.sub("", text)
+
+
 def score(refs: list[str], hyps: list[str]) -> dict[str, float]:
     """Corpus CER (total edits / total reference characters) and exact-line accuracy."""
     if len(refs) != len(hyps):

@@ -44,7 +44,8 @@ class Batches:
         sizes = np.array([len(v) for v in self.groups.values()], float)
         self.keys, self.p = list(self.groups), sizes / sizes.sum()
 
-    def __next__(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    def __next__(self) -> tuple[np.ndarray, np.ndarray]:
+        """(images (B, H, W, 1), labels (B, L) zero-padded; ids start at 1 so 0 is padding)."""
         width = self.keys[self.rng.choice(len(self.keys), p=self.p)]
         idx = np.sort(self.rng.choice(self.groups[width], self.batch, replace=False))
         x = self.images[idx, :, :width].astype(np.float32)[..., None]
@@ -53,7 +54,7 @@ class Batches:
         y = np.zeros((self.batch, max(1, lab_len.max())), np.int32)
         for i, v in enumerate(labs):
             y[i, : len(v)] = v
-        return x, y, lab_len
+        return x, y
 
 
 def lr_at(step: int, total: int, peak: float, warmup: int = 300) -> float:
@@ -100,9 +101,11 @@ def plot_history(history: Path, out: Path) -> None:
     ax1.set_ylabel("CTC loss", color="tab:blue")
     ax1.set_yscale("log")
     ax2 = ax1.twinx()
-    ax2.plot(steps, [float(r["val_cer"]) for r in rows], color="tab:red", marker="o", label="val CER")
+    evals = [r for r in rows if r["val_cer"]]
+    cers = [float(r["val_cer"]) for r in evals]
+    ax2.plot([int(r["step"]) for r in evals], cers, color="tab:red", marker="o", label="val CER")
     ax2.set_ylabel("validation CER", color="tab:red")
-    ax2.set_ylim(0, min(1.0, max(float(r["val_cer"]) for r in rows) * 1.1 + 0.01))
+    ax2.set_ylim(0, min(1.0, max(cers, default=1.0) * 1.1 + 0.01))
     ax1.grid(alpha=0.3)
     fig.suptitle("CRNN training: loss and validation CER")
     fig.tight_layout()
@@ -140,13 +143,16 @@ def train(args: argparse.Namespace) -> None:
     if manager.latest_checkpoint:
         ckpt.restore(manager.latest_checkpoint).expect_partial()
         print(f"resumed from {manager.latest_checkpoint} at step {int(step_var.numpy())}", flush=True)
+    elif args.init:
+        # Warm start from shipped float weights (runs/ does not travel between machines; models/ does).
+        model.load_weights(args.init)
+        print(f"initialised from {args.init}", flush=True)
 
     @tf.function(input_signature=[
         tf.TensorSpec((None, cfg.height, None, 1), tf.float32),
         tf.TensorSpec((None, None), tf.int32),
-        tf.TensorSpec((None,), tf.int32),
     ])
-    def train_step(x: tf.Tensor, y: tf.Tensor, y_len: tf.Tensor) -> tf.Tensor:
+    def train_step(x: tf.Tensor, y: tf.Tensor) -> tf.Tensor:
         with tf.GradientTape() as tape:
             logits = model(x, training=True)
             t = tf.fill([tf.shape(logits)[0]], tf.shape(logits)[1])
@@ -171,8 +177,8 @@ def train(args: argparse.Namespace) -> None:
     step = start_step
     while step < args.steps and not stop["now"]:
         opt.learning_rate.assign(lr_at(step, args.steps, args.lr))
-        x, y, y_len = next(batches)
-        loss = float(train_step(x, y, y_len))
+        x, y = next(batches)
+        loss = float(train_step(x, y))
         if math.isfinite(loss):
             losses.append(loss)
         step += 1
@@ -180,13 +186,16 @@ def train(args: argparse.Namespace) -> None:
         bar.update(1)
         if step % 20 == 0:
             bar.set_postfix(loss=f"{np.mean(losses[-50:]):.3f}", lr=f"{lr_at(step, args.steps, args.lr):.1e}")
-        if step % args.eval_every == 0 or step == args.steps:
-            m = evaluate(model, v_images, v_widths, v_labels, charset, limit=args.val_limit)
+        is_eval = step % args.eval_every == 0 or step == args.steps
+        if is_eval or step % args.log_every == 0:
+            m = evaluate(model, v_images, v_widths, v_labels, charset, limit=args.val_limit) if is_eval else None
+            val = f"{m['cer']:.4f},{m['line_acc']:.4f}" if m else ","
             with history.open("a") as f:
-                f.write(f"{step},{np.mean(losses[-args.eval_every:]):.4f},{m['cer']:.4f},{m['line_acc']:.4f},"
+                f.write(f"{step},{np.mean(losses[-args.log_every:]):.4f},{val},"
                         f"{lr_at(step, args.steps, args.lr):.2e},{time.time() - t0:.0f}\n")
-            tqdm.write(f"step {step}: val CER {m['cer']:.4f}, line acc {m['line_acc']:.3f}")
-            plot_history(history, run / "curve.png")
+            if m:
+                tqdm.write(f"step {step}: val CER {m['cer']:.4f}, line acc {m['line_acc']:.3f}")
+                plot_history(history, run / "curve.png")
         if time.time() - last_save > args.save_minutes * 60 or step % args.eval_every == 0:
             manager.save(checkpoint_number=step)
             last_save = time.time()
@@ -208,8 +217,10 @@ def main() -> None:
     ap.add_argument("--channels", default="32,64,128,128,192,192", help="six conv widths (new runs only)")
     ap.add_argument("--seed", type=int, default=None, help="batch order seed (default: time, so resumes differ)")
     ap.add_argument("--eval-every", type=int, default=500)
+    ap.add_argument("--log-every", type=int, default=50, help="steps between loss rows in history.csv")
     ap.add_argument("--val-limit", type=int, default=1000)
     ap.add_argument("--save-minutes", type=float, default=5.0)
+    ap.add_argument("--init", default=None, help="float weights (.weights.h5) to start a new run from")
     ap.add_argument("--limit", type=int, default=0, help="use only the first N training lines")
     train(ap.parse_args())
 

@@ -7,13 +7,31 @@ import json
 import sys
 from pathlib import Path
 
+import cv2
+import numpy as np
+
 from edge_ocr import __version__
 from edge_ocr.contract import ContractError
 from edge_ocr.imageio import ImageError, read_image
 from edge_ocr.interpreter import RuntimeMissingError
+from edge_ocr.page import PageReader
 from edge_ocr.recognizer import DECODERS, Recognizer
 
 DEFAULT_MODEL = Path(__file__).resolve().parent.parent / "models" / "crnn_zh_en_int8.tflite"
+
+
+def _is_page(image: np.ndarray, mode: str) -> bool:
+    """Auto mode: a single line is a short, wide strip; anything else is a frame to segment."""
+    if mode != "auto":
+        return mode == "page"
+    h, w = image.shape[:2]
+    return not (h <= 160 or w >= 4 * h)
+
+
+def _write_debug(directory: Path, source: Path, pictures: dict[str, np.ndarray]) -> None:
+    directory.mkdir(parents=True, exist_ok=True)
+    for name, picture in pictures.items():
+        cv2.imwrite(str(directory / f"{source.stem}.{name}.png"), picture)
 
 
 def _recognize(args: argparse.Namespace) -> int:
@@ -33,8 +51,25 @@ def _recognize(args: argparse.Namespace) -> int:
             rows.append({"file": str(path), "error": str(exc)})
             failed += 1
             continue
+        if _is_page(image, args.mode):
+            debug: dict | None = {} if args.debug_dir else None
+            try:
+                page = PageReader(rec, binarizer=args.binarizer).read(image, debug)
+            except ValueError as exc:
+                print(f"edge-ocr: {path}: {exc}", file=sys.stderr)
+                rows.append({"file": str(path), "error": str(exc)})
+                failed += 1
+                continue
+            if debug is not None:
+                _write_debug(args.debug_dir, path, debug)
+            rows.append({"file": str(path), "mode": "page", **page.to_dict()})
+            if not args.json:
+                print(f"== {path}: {len(page.lines)} lines, {page.timings_ms['total']:.0f} ms")
+                for ln in page.lines:
+                    print(f"{ln.block}\t{ln.confidence:.3f}\t{ln.text}")
+            continue
         result = rec.recognize([image])[0]
-        rows.append({"file": str(path), **result.to_dict()})
+        rows.append({"file": str(path), "mode": "line", **result.to_dict()})
         if not args.json:
             print(f"{path}\t{result.confidence:.3f}\t{result.text}")
     if args.json:
@@ -47,8 +82,13 @@ def build_parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(prog="edge-ocr", description="On-device OCR for boards and notebooks.")
     ap.add_argument("--version", action="version", version=f"edge-ocr {__version__}")
     sub = ap.add_subparsers(dest="command", required=True)
-    rec = sub.add_parser("recognize", help="recognise single-line images and print text and confidence")
+    rec = sub.add_parser("recognize", help="recognise line images or whole frames (board, page)")
     rec.add_argument("images", nargs="+", type=Path, metavar="IMAGE")
+    rec.add_argument("--mode", choices=("auto", "line", "page"), default="auto",
+                     help="line: the image is one text line; page: find the surface and split lines")
+    rec.add_argument("--debug-dir", type=Path, default=None,
+                     help="page mode: write the rectified surface, flattened, binarised and line-box pictures")
+    rec.add_argument("--binarizer", choices=("sauvola", "adaptive"), default="sauvola")
     rec.add_argument("--model", type=Path, default=DEFAULT_MODEL, help="a .tflite with its .json contract beside it")
     rec.add_argument("--json", action="store_true", help="print one JSON document for machines")
     rec.add_argument("--decoder", choices=DECODERS, default="greedy")

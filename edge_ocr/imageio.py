@@ -59,3 +59,26 @@ def read_image(path: str | Path, max_pixels: int = MAX_PIXELS) -> np.ndarray:
     except OSError as exc:
         raise ImageError(f"{path}: cannot read: {exc.strerror}") from exc
     return decode_image(data, str(path), max_pixels)
+
+
+def to_bgr8(image: np.ndarray) -> np.ndarray:
+    """Any camera or file frame (gray, BGR, BGRA; uint8, uint16 or float 0..1) → BGR uint8."""
+    if not isinstance(image, np.ndarray) or image.size == 0 or image.ndim not in (2, 3):
+        raise ImageError(f"not an image array: {getattr(image, 'shape', type(image).__name__)}")
+    if image.dtype == np.uint16:
+        image = (image >> 8).astype(np.uint8)
+    elif image.dtype.kind == "f":
+        scale = 255.0 if float(np.nanmax(image)) <= 1.0 else 1.0
+        image = np.clip(np.nan_to_num(image) * scale, 0, 255).astype(np.uint8)
+    elif image.dtype != np.uint8:
+        image = np.clip(image, 0, 255).astype(np.uint8)
+    if image.ndim == 2:
+        return cv2.cvtColor(image, cv2.COLOR_GRAY2BGR)
+    channels = image.shape[2]
+    if channels == 1:
+        return cv2.cvtColor(image[:, :, 0], cv2.COLOR_GRAY2BGR)
+    if channels == 4:
+        return cv2.cvtColor(image, cv2.COLOR_BGRA2BGR)
+    if channels == 3:
+        return image
+    raise ImageError(f"unsupported number of channels: {channels}")

@@ -83,8 +83,11 @@ class Recognizer:
 
     def recognize(self, images: list[np.ndarray]) -> list[LineResult]:
         """Recognise several line images; lines of similar width share input shapes."""
+        return self.recognize_prepared([self.prepare(im) for im in images])
+
+    def recognize_prepared(self, lines: list[np.ndarray]) -> list[LineResult]:
+        """Recognise lines already normalised by :meth:`prepare`."""
         c = self.contract
-        lines = [self.prepare(im) for im in images]
         widths = [c.width.width_for(line.shape[1]) for line in lines]
         results: list[LineResult | None] = [None] * len(lines)
         order = sorted(range(len(lines)), key=lambda i: widths[i])

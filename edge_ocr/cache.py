@@ -1,0 +1,98 @@
+"""Line cache: an unchanged line crop is never recognised twice.
+
+A board changes a line at a time; most crops of a new frame show the same pixels as last
+time, give or take sensor noise and a pixel of segmentation jitter. Lines are compared as
+16-px-high thumbnails, block by block (a block is about one character): a hit needs every
+block to match, so noise passes but one changed character does not (measured: noise σ=4
+gives 2, a→b in one character 11, the threshold is 6).
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections import OrderedDict
+from typing import Generic, TypeVar
+
+import cv2
+import numpy as np
+
+V = TypeVar("V")
+THUMB_H = 16
+
+
+def thumbnail(line: np.ndarray) -> np.ndarray:
+    h, w = line.shape[:2]
+    tw = max(THUMB_H, round(w * THUMB_H / max(1, h)))
+    return cv2.resize(line.astype(np.float32), (tw, THUMB_H), interpolation=cv2.INTER_AREA)
+
+
+def _blocks(diff: np.ndarray) -> float:
+    n = -(-diff.shape[1] // THUMB_H)
+    pad = n * THUMB_H - diff.shape[1]
+    if pad:
+        diff = np.pad(diff, ((0, 0), (0, pad)), mode="edge")
+    return float(diff.reshape(THUMB_H, n, THUMB_H).mean(axis=(0, 2)).max())
+
+
+def block_difference(a: np.ndarray, b: np.ndarray, max_shift: int = 4) -> float:
+    """Largest mean absolute difference over THUMB_H-wide blocks, at the best alignment.
+
+    The two thumbnails are padded with background to a common width and compared at
+    horizontal shifts up to ``max_shift`` px: a speck at a line's edge moves its crop by a
+    few pixels without changing its text.
+    """
+    w = max(a.shape[1], b.shape[1]) + max_shift
+    bp = np.pad(b, ((0, 0), (0, w - b.shape[1])), constant_values=255.0)
+    best = np.inf
+    for shift in range(0, max_shift + 1):
+        for a_left, b_left in ((shift, 0), (0, shift)) if shift else ((0, 0),):
+            ap = np.pad(a, ((0, 0), (a_left, w - a.shape[1] - a_left)), constant_values=255.0)
+            bs = bp if not b_left else np.pad(b, ((0, 0), (b_left, w - b.shape[1] - b_left)), constant_values=255.0)
+            best = min(best, _blocks(np.abs(ap - bs)))
+    return best
+
+
+class LineCache(Generic[V]):
+    """Bounded LRU of (thumbnail → value) with hit/miss counters."""
+
+    def __init__(self, capacity: int = 512, threshold: float = 6.0, width_slack: int = 4) -> None:
+        if capacity < 1:
+            raise ValueError("cache capacity must be ≥ 1")
+        self.capacity, self.threshold, self.width_slack = capacity, threshold, width_slack
+        self._entries: OrderedDict[int, tuple[np.ndarray, V]] = OrderedDict()
+        self._by_width: dict[int, set[int]] = {}
+        self._ids = itertools.count()
+        self.hits = self.misses = 0
+
+    def lookup(self, line: np.ndarray) -> V | None:
+        thumb = thumbnail(line)
+        w = thumb.shape[1]
+        best: tuple[float, int] | None = None
+        for width in range(w - self.width_slack, w + self.width_slack + 1):
+            for key in self._by_width.get(width, ()):
+                d = block_difference(thumb, self._entries[key][0])
+                if d < self.threshold and (best is None or d < best[0]):
+                    best = (d, key)
+        if best is None:
+            self.misses += 1
+            return None
+        self.hits += 1
+        self._entries.move_to_end(best[1])
+        return self._entries[best[1]][1]
+
+    def store(self, line: np.ndarray, value: V) -> None:
+        thumb = thumbnail(line)
+        key = next(self._ids)
+        self._entries[key] = (thumb, value)
+        self._by_width.setdefault(thumb.shape[1], set()).add(key)
+        while len(self._entries) > self.capacity:
+            old, (t, _) = self._entries.popitem(last=False)
+            self._by_width[t.shape[1]].discard(old)
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    @property
+    def hit_rate(self) -> float:
+        total = self.hits + self.misses
+        return self.hits / total if total else 0.0

@@ -1,0 +1,130 @@
+"""Clean a rectified surface: ink map, flattened light, local binarisation without ruled lines.
+
+Measured choice of binariser: see ``convert/vision_bench.py`` (Sauvola vs OpenCV's adaptive
+Gaussian threshold on synthesised scenes); ``binarize`` uses the winner.
+"""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+
+
+def ink_gray(image: np.ndarray) -> np.ndarray:
+    """Darkness of ink as a gray image, dark on light.
+
+    The per-pixel minimum over the colour channels keeps red, blue and green marker strokes
+    as dark as black ones (each marker colour is dark in at least one channel, white paper
+    is bright in all three), where a luminance conversion would make red faint.
+    """
+    if image.ndim == 2:
+        return image
+    if image.shape[2] == 4:
+        image = image[:, :, :3]
+    return image.min(axis=2)
+
+
+def flatten(gray: np.ndarray, stroke: int = 0) -> np.ndarray:
+    """Divide by the estimated background so glare and vignetting do not swallow strokes.
+
+    The background is a grey closing (strokes removed) on a 4× downscaled copy, smoothed
+    and scaled back: cheap on 1080p, and wide enough to bridge marker strokes.
+    """
+    h, w = gray.shape
+    f = 4 if min(h, w) >= 64 else 1
+    small = cv2.resize(gray, (max(1, w // f), max(1, h // f)), interpolation=cv2.INTER_AREA)
+    k = max(5, (stroke or max(h, w) // 60) // f * 2 + 1)
+    bg = cv2.morphologyEx(small, cv2.MORPH_CLOSE, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (k, k)))
+    bg = cv2.GaussianBlur(bg, (0, 0), k / 2)
+    bg = cv2.resize(bg, (w, h), interpolation=cv2.INTER_LINEAR).astype(np.float32)
+    out = gray.astype(np.float32) / np.maximum(bg, 1.0) * 255.0
+    return np.clip(out, 0, 255).astype(np.uint8)
+
+
+def stretch(flat: np.ndarray, max_gain: float = 3.0) -> np.ndarray:
+    """Map the darkest ink of a flattened image (background ≈ 255) to 0.
+
+    The gain is capped: on a nearly empty board the darkest pixels are sensor noise, and
+    stretching them to black would turn the whole board into "ink".
+    """
+    lo = float(np.percentile(flat[::4, ::4], 0.5))
+    lo = min(lo, 255.0 - 255.0 / max_gain)
+    return np.clip((flat.astype(np.float32) - lo) * (255.0 / (255.0 - lo)), 0, 255).astype(np.uint8)
+
+
+def sauvola(
+    gray: np.ndarray, window: int = 31, k: float = 0.2, r: float = 128.0, min_contrast: float = 24.0
+) -> np.ndarray:
+    """Sauvola local threshold: ink where gray < mean·(1 + k·(std/r − 1)). Returns 0/255 mask.
+
+    A pixel must also be ``min_contrast`` darker than its neighbourhood: on blank board,
+    where the local deviation is only noise, plain Sauvola marks a fifth of the pixels.
+    """
+    g = gray.astype(np.float32)
+    win = (window, window)
+    mean = cv2.boxFilter(g, -1, win, borderType=cv2.BORDER_REFLECT)
+    sq = cv2.boxFilter(g * g, -1, win, borderType=cv2.BORDER_REFLECT)
+    std = np.sqrt(np.maximum(sq - mean * mean, 0))
+    thresh = np.minimum(mean * (1 + k * (std / r - 1)), mean - min_contrast)
+    return ((g < thresh) * 255).astype(np.uint8)
+
+
+def adaptive(gray: np.ndarray, window: int = 31, c: int = 15) -> np.ndarray:
+    """OpenCV's adaptive Gaussian threshold (the baseline Sauvola is compared with)."""
+    return cv2.adaptiveThreshold(gray, 255, cv2.ADAPTIVE_THRESH_GAUSSIAN_C, cv2.THRESH_BINARY_INV, window | 1, c)
+
+
+def binarize(gray: np.ndarray, window: int = 31, method: str = "sauvola") -> np.ndarray:
+    """Ink mask (0/255) by a local threshold."""
+    if method == "sauvola":
+        return sauvola(gray, window)
+    if method == "adaptive":
+        return adaptive(gray, window)
+    raise ValueError(f"binariser must be sauvola or adaptive, got {method!r}")
+
+
+def rule_mask(gray: np.ndarray, min_len_frac: float = 0.05) -> np.ndarray:
+    """Pixels of ruled lines and grid boxes: thin runs much longer than a character.
+
+    Found in a permissive mask (anything visibly darker than the flattened background), where
+    a rule is continuous; in the Sauvola mask it breaks up next to text. Thin means at most
+    3 px across; long means over ``min_len_frac`` of the surface side. Work at half
+    resolution: long openings cost O(length) per pixel.
+    """
+    half = (max(1, gray.shape[1] // 2), max(1, gray.shape[0] // 2))
+    small = cv2.resize(gray, half, interpolation=cv2.INTER_AREA)
+    loose = ((small < 232) * 255).astype(np.uint8)
+    h, w = loose.shape
+    found = np.zeros_like(loose)
+    for length, across in (((max(5, int(w * min_len_frac)), 1), (1, 3)), ((1, max(5, int(h * min_len_frac))), (3, 1))):
+        thick = cv2.morphologyEx(loose, cv2.MORPH_OPEN, cv2.getStructuringElement(cv2.MORPH_RECT, across))
+        thin = cv2.bitwise_and(loose, cv2.bitwise_not(thick))
+        found |= cv2.morphologyEx(thin, cv2.MORPH_OPEN, cv2.getStructuringElement(cv2.MORPH_RECT, length))
+    found = cv2.resize(found, (gray.shape[1], gray.shape[0]), interpolation=cv2.INTER_NEAREST)
+    return cv2.dilate(found, np.ones((3, 3), np.uint8))
+
+
+def denoise(mask: np.ndarray, min_area: int = 6) -> np.ndarray:
+    """Remove specks smaller than ``min_area`` pixels."""
+    n, labels, stats, _ = cv2.connectedComponentsWithStats(mask, connectivity=8)
+    keep = np.zeros(n, np.uint8)
+    keep[1:] = (stats[1:, cv2.CC_STAT_AREA] >= min_area) * 255
+    return keep[labels]
+
+
+def clean(surface: np.ndarray, method: str = "sauvola") -> tuple[np.ndarray, np.ndarray]:
+    """(flattened gray for the recogniser, ink mask for segmentation)."""
+    gray = stretch(flatten(ink_gray(surface)))
+    window = max(15, (min(gray.shape) // 40) | 1)
+    ink = binarize(gray, window, method)
+    rules = rule_mask(gray)
+    if rules.any():
+        # Keep ink that is thick where it crosses a rule: that is a stroke, not the rule.
+        strokes = cv2.morphologyEx(ink, cv2.MORPH_OPEN, np.ones((5, 5), np.uint8))
+        ink = cv2.bitwise_and(ink, cv2.bitwise_not(cv2.bitwise_and(rules, cv2.bitwise_not(strokes))))
+    mask = denoise(ink)
+    # The rectified surface's edges carry the board frame and a sliver of background when
+    # the quad is a few pixels off; nobody writes there.
+    b = max(3, int(min(mask.shape) * 0.015))
+    mask[:b], mask[-b:], mask[:, :b], mask[:, -b:] = 0, 0, 0, 0
+    return gray, mask

@@ -1,0 +1,111 @@
+"""Find the whiteboard or page in a frame and rectify it to a fronto-parallel image.
+
+Boards and pages are the large, bright, roughly convex quadrilateral of the scene. Detection
+runs on a downscaled copy (a few ms for 1080p); when no confident quadrilateral exists the
+whole frame is used. Mounted cameras never move, so a fixed region from configuration
+skips detection entirely.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+DETECT_SIDE = 480
+MIN_AREA, MAX_AREA = 0.15, 0.985
+
+
+@dataclass(frozen=True)
+class Surface:
+    """The rectified surface and how to map its pixels back into the frame."""
+
+    image: np.ndarray
+    quad: np.ndarray  # (4, 2) float32 corners in frame pixels: tl, tr, br, bl
+    to_frame: np.ndarray  # 3×3 homography, rectified → frame
+    detected: bool  # False when the whole frame (or a fixed region) was used
+
+    def points_to_frame(self, pts: np.ndarray) -> np.ndarray:
+        """Map (N, 2) rectified-image points to frame coordinates."""
+        p = np.asarray(pts, np.float32).reshape(-1, 1, 2)
+        return cv2.perspectiveTransform(p, self.to_frame).reshape(-1, 2)
+
+
+def order_corners(pts: np.ndarray) -> np.ndarray:
+    """Corners as tl, tr, br, bl (by coordinate sums and differences)."""
+    pts = np.asarray(pts, np.float32).reshape(4, 2)
+    s, d = pts.sum(axis=1), np.diff(pts, axis=1).ravel()
+    return np.array([pts[s.argmin()], pts[d.argmin()], pts[s.argmax()], pts[d.argmax()]], np.float32)
+
+
+def find_quad(frame: np.ndarray) -> tuple[np.ndarray, float] | None:
+    """The most board-like quadrilateral (frame pixels) and a confidence in 0..1, or None."""
+    h, w = frame.shape[:2]
+    scale = DETECT_SIDE / max(h, w)
+    small = cv2.resize(frame, (max(1, round(w * scale)), max(1, round(h * scale))), interpolation=cv2.INTER_AREA)
+    gray = small if small.ndim == 2 else cv2.cvtColor(small, cv2.COLOR_BGR2GRAY)
+    gray = cv2.GaussianBlur(gray, (5, 5), 0)
+    area = gray.shape[0] * gray.shape[1]
+    # Bright region: the writing is dark on it, so close it away before taking contours.
+    _, bright = cv2.threshold(gray, 0, 255, cv2.THRESH_BINARY + cv2.THRESH_OTSU)
+    bright = cv2.morphologyEx(bright, cv2.MORPH_CLOSE, np.ones((15, 15), np.uint8))
+    edges = cv2.dilate(cv2.Canny(gray, 40, 120), np.ones((3, 3), np.uint8))
+    best: tuple[np.ndarray, float] | None = None
+    for mask, flag in ((bright, cv2.RETR_EXTERNAL), (edges, cv2.RETR_LIST)):
+        contours, _ = cv2.findContours(mask, flag, cv2.CHAIN_APPROX_SIMPLE)
+        for c in sorted(contours, key=cv2.contourArea, reverse=True)[:5]:
+            a = cv2.contourArea(c)
+            if not MIN_AREA * area <= a <= MAX_AREA * area:
+                continue
+            hull = cv2.convexHull(c)
+            peri = cv2.arcLength(hull, True)
+            approx = cv2.approxPolyDP(hull, 0.02 * peri, True)
+            if len(approx) != 4:
+                continue
+            quad_area = cv2.contourArea(approx)
+            fill = a / max(quad_area, 1.0)
+            conf = float(min(1.0, fill) * min(1.0, quad_area / (0.3 * area)))
+            if fill > 0.85 and (best is None or conf > best[1]):
+                best = (order_corners(approx.reshape(4, 2) / scale), conf)
+    return best
+
+
+def rectify(frame: np.ndarray, quad: np.ndarray, max_side: int | None = None) -> Surface:
+    """Warp ``quad`` to a rectangle whose sides match the quad's mean edge lengths."""
+    q = order_corners(quad)
+    width = (np.linalg.norm(q[1] - q[0]) + np.linalg.norm(q[2] - q[3])) / 2
+    height = (np.linalg.norm(q[3] - q[0]) + np.linalg.norm(q[2] - q[1])) / 2
+    if max_side and max(width, height) > max_side:
+        f = max_side / max(width, height)
+        width, height = width * f, height * f
+    w, h = max(8, round(width)), max(8, round(height))
+    dst = np.array([[0, 0], [w - 1, 0], [w - 1, h - 1], [0, h - 1]], np.float32)
+    m = cv2.getPerspectiveTransform(q, dst)
+    image = cv2.warpPerspective(frame, m, (w, h), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+    return Surface(image, q, np.linalg.inv(m), True)
+
+
+def whole_frame(frame: np.ndarray) -> Surface:
+    h, w = frame.shape[:2]
+    quad = np.array([[0, 0], [w - 1, 0], [w - 1, h - 1], [0, h - 1]], np.float32)
+    return Surface(frame, quad, np.eye(3, dtype=np.float64), False)
+
+
+def find_surface(
+    frame: np.ndarray,
+    fixed_region: np.ndarray | None = None,
+    min_confidence: float = 0.5,
+    max_side: int | None = 2400,
+) -> Surface:
+    """Rectified board/page: the fixed region if given, else the detected quad, else the frame."""
+    if fixed_region is not None:
+        region = np.asarray(fixed_region, np.float32).reshape(4, 2)
+        if region.max() <= 1.0:
+            region = region * np.array([frame.shape[1] - 1, frame.shape[0] - 1], np.float32)
+        s = rectify(frame, region, max_side)
+        return Surface(s.image, s.quad, s.to_frame, False)
+    found = find_quad(frame)
+    if found is None or found[1] < min_confidence:
+        return whole_frame(frame)
+    return rectify(frame, found[0], max_side)
