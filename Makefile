@@ -11,7 +11,7 @@ APT_CONVERT := fonts-noto-cjk fonts-wqy-zenhei fonts-wqy-microhei fonts-arphic-u
 	fonts-humor-sans fonts-breip fonts-femkeklaver fonts-kristi fonts-rufscript fonts-comic-neue \
 	fonts-dejavu-core fonts-liberation2 fonts-smiley-sans fortunes-zh fortunes fortunes-min wamerican
 
-.PHONY: run test test-runtime test-toolchain lint model data train export evaluate samples clean
+.PHONY: run test test-runtime test-toolchain lint model data train export evaluate samples lm bench-vision clean
 
 # Install Debian packages only when root and only those missing (idempotent, quiet when done).
 define apt_install
@@ -80,6 +80,12 @@ evaluate: $(CVENV)/.done
 	  --models models/crnn_zh_en_float.tflite models/crnn_zh_en_int8.tflite --report models/crnn_zh_en.eval.md
 
 model: data train export evaluate
+
+lm: $(CVENV)/.done
+	$(CPY) -m convert.lm --out models/lm_zh_en.npz
+
+bench-vision: $(CVENV)/.done
+	$(CPY) -m convert.vision_bench --count 100 --report runs/vision.md
 
 samples: $(CVENV)/.done
 	$(CPY) -m convert.samples --out samples/lines

@@ -23,10 +23,11 @@ from edge_ocr.interpreter import available_runtimes
 from edge_ocr.recognizer import Recognizer
 
 
-def eval_tflite(path: Path, split: Path, runtime: str, limit: int | None, decoder: str = "greedy") -> dict:
+def eval_tflite(path: Path, split: Path, runtime: str, limit: int | None, decoder: str = "greedy",
+                lm: Path | None = None) -> dict:
     images, widths, labels = load_split(split)
     n = len(labels) if not limit else min(limit, len(labels))
-    rec = Recognizer(path, num_threads=1, runtime=runtime, decoder=decoder)
+    rec = Recognizer(path, num_threads=1, runtime=runtime, decoder=decoder, lm=lm)
     hyps, ms = [], []
     for i in tqdm(range(n), desc=f"{path.name} [{runtime}]", unit="line", mininterval=5):
         r = rec.recognize([np.asarray(images[i, :, : widths[i]])])[0]
@@ -38,7 +39,7 @@ def eval_tflite(path: Path, split: Path, runtime: str, limit: int | None, decode
     return out
 
 
-def eval_devset(path: Path, devset: Path, runtime: str, decoder: str = "greedy") -> dict:
+def eval_devset(path: Path, devset: Path, runtime: str, decoder: str = "greedy", lm: Path | None = None) -> dict:
     """CER on the real line images of ``devset/labels.tsv``, overall and per category.
 
     Also reports a punctuation-insensitive CER, as the dev set's labelling notes suggest.
@@ -47,7 +48,7 @@ def eval_devset(path: Path, devset: Path, runtime: str, decoder: str = "greedy")
 
     from edge_ocr.imageio import read_image
 
-    rec = Recognizer(path, num_threads=1, runtime=runtime, decoder=decoder)
+    rec = Recognizer(path, num_threads=1, runtime=runtime, decoder=decoder, lm=lm)
     with (devset / "labels.tsv").open(encoding="utf-8") as f:
         rows = [r for r in csv.DictReader(f, delimiter="\t") if r["file"].startswith("lines/")]
     refs, hyps, cats = [], [], []
@@ -83,6 +84,9 @@ def main() -> None:
     ap.add_argument("--report", type=Path, default=None, help="Markdown parity report")
     ap.add_argument("--store", action="store_true", help="write the figures into each model's contract")
     ap.add_argument("--devset", type=Path, default=None, help="also score real line images (labels.tsv)")
+    ap.add_argument("--decoder", choices=("greedy", "beam"), default="greedy")
+    ap.add_argument("--lm", type=Path, default=None, help="character LM for the beam decoder")
+    ap.add_argument("--runtimes", nargs="*", default=None, help="default: every installed runtime")
     a = ap.parse_args()
     rows = []
     if a.keras_run:
@@ -92,8 +96,8 @@ def main() -> None:
         print(f"keras float: CER {m['cer']:.4f} line acc {m['line_acc']:.4f} ({time.time() - t:.0f} s)")
     results: dict[str, dict] = {}
     for path in a.models:
-        for rt in available_runtimes():
-            m = eval_tflite(path, a.split, rt, a.limit or None)
+        for rt in a.runtimes or available_runtimes():
+            m = eval_tflite(path, a.split, rt, a.limit or None, a.decoder, a.lm)
             rows.append((path.name, rt, m))
             results.setdefault(path.name, {})[rt] = m
             print(f"{path.name} [{rt}]: CER {m['cer']:.4f} line acc {m['line_acc']:.4f} "
@@ -101,7 +105,7 @@ def main() -> None:
     devsets: dict[str, dict] = {}
     if a.devset:
         for path in a.models:
-            d = eval_devset(path, a.devset, available_runtimes()[0])
+            d = eval_devset(path, a.devset, available_runtimes()[0], a.decoder, a.lm)
             devsets[path.name] = d
             print(f"{path.name} devset: " + ", ".join(f"{k} CER {v['cer']:.3f} ({v['lines']})" for k, v in d.items()))
     for name, per_rt in results.items():
@@ -111,7 +115,7 @@ def main() -> None:
     if a.report:
         lines = [f"# Evaluation on `{a.split}`", "",
                  "CER = edits / reference characters, whitespace removed; line acc = exact match. "
-                 "Median ms/line: 1 thread, this host, greedy decoding.", "",
+                 f"Median ms/line: 1 thread, this host, {a.decoder} decoding{' + LM' if a.lm else ''}.", "",
                  "| model | runtime | lines | CER | line acc | median ms/line |", "|---|---|---|---|---|---|"]
         for name, rt, m in rows:
             ms = f"{m['median_ms_per_line']:.1f}" if "median_ms_per_line" in m else "–"

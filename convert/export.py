@@ -27,16 +27,18 @@ def load_trained(run: Path, weights: Path | None = None, batch_size: int | None 
     """The CRNN of ``run`` built for export (fixed batch so the LSTM fuses), weights loaded."""
     cfg = CRNNConfig.from_dict(json.loads((run / "config.json").read_text())["model"])
     model = build_crnn(cfg, batch_size=batch_size)
-    if weights is None:
-        weights = run / "final.weights.h5"
-    if weights.exists():
-        model.load_weights(str(weights))
-    else:
-        ckpt = tf.train.Checkpoint(model=model)
-        latest = tf.train.latest_checkpoint(str(run / "ckpt"))
-        if latest is None:
-            raise SystemExit(f"{run}: no final.weights.h5 and no checkpoint")
-        ckpt.restore(latest).expect_partial()
+    latest = tf.train.latest_checkpoint(str(run / "ckpt"))
+    final = run / "final.weights.h5"
+    newer = latest and (not final.exists() or Path(latest + ".index").stat().st_mtime > final.stat().st_mtime)
+    if weights is None and newer:
+        # A run still going (or stopped by a kill) has a checkpoint newer than its last final weights.
+        tf.train.Checkpoint(model=model).restore(latest).expect_partial()
+        print(f"weights from checkpoint {latest}", flush=True)
+        return cfg, model
+    weights = weights or final
+    if not weights.exists():
+        raise SystemExit(f"{run}: no final.weights.h5 and no checkpoint")
+    model.load_weights(str(weights))
     return cfg, model
 
 

@@ -43,7 +43,6 @@ class SceneRenderer:
     def __init__(self, split: str = "test", seed: int = 0, charset_path: str = "models/charset_zh_en.txt") -> None:
         charset = Charset.load(charset_path)
         self.rng = random.Random(seed)
-        self.np_rng = np.random.default_rng(seed)
         self.sampler = TextSampler(Corpus.load(split, charset), self.rng)
         self.cjk, _ = fonts_for(split)
 
@@ -57,6 +56,12 @@ class SceneRenderer:
         return "OK"
 
     def render(self, frame_size: tuple[int, int] = (1920, 1080), n_lines: int | None = None) -> Scene:
+        return self.render_writing(frame_size, n_lines)[-1]
+
+    def render_writing(self, frame_size: tuple[int, int] = (1920, 1080), n_lines: int | None = None,
+                       progressive: bool = False) -> list[Scene]:
+        """The finished board; with ``progressive``, one frame per line as it is written
+        (same camera geometry and light, new sensor noise in every frame)."""
         rng = self.rng
         fw, fh = frame_size
         notebook = rng.random() < 0.4
@@ -69,17 +74,26 @@ class SceneRenderer:
         font = _font(spec.path, spec.index, size)
         pitch = int(size * rng.uniform(1.6, 2.0))
         if notebook:
-            rule = (170, 190, 225)
+            rule = rng.choice(((170, 190, 225), (190, 190, 190), (225, 175, 175)))
             for y in range(int(size * 1.5), bh, pitch):
                 draw.line([(0, y + int(size * 0.25)), (bw, y + int(size * 0.25))], fill=rule, width=2)
+            if rng.random() < 0.4:  # grid paper: vertical lines as well
+                for x in range(rng.randint(0, pitch), bw, pitch):
+                    draw.line([(x, 0), (x, bh)], fill=rule, width=1)
         n_blocks = rng.choice((1, 1, 2, 2, 3))
         margin = max(int(bw * 0.04), int(size * 2.5))  # columns on a board sit well apart
         col_w = (bw - margin * (n_blocks + 1)) // n_blocks
         total = n_lines or rng.randint(4, 16)
         per_block = [total // n_blocks + (1 if i < total % n_blocks else 0) for i in range(n_blocks)]
         lines_gt: list[tuple[str, np.ndarray]] = []
+        stages: list[Image.Image] = []
+        base_size, base_pitch = size, pitch
         for b in range(n_blocks):
             x0 = margin + b * (col_w + margin)
+            if b and rng.random() < 0.5:  # mixed heights: another block, another pen size
+                size = max(16, int(base_size * rng.uniform(0.7, 1.2)))
+                font = _font(spec.path, spec.index, size)
+                pitch = int(size * base_pitch / base_size)
             y = int(size * 1.5) - int(size * 1.0)
             for _ in range(per_block[b]):
                 if y + pitch > bh - margin // 2:
@@ -95,6 +109,8 @@ class SceneRenderer:
                 rot = layer.rotate(angle, expand=True, resample=Image.BILINEAR)
                 px = x0 + rng.randint(0, max(0, int(col_w - tw - size)) // 3)
                 board.paste(Image.new("RGB", rot.size, colour), (px, y), rot)
+                if progressive:
+                    stages.append(board.copy())
                 m = np.asarray(rot) > 60
                 ys, xs = np.nonzero(m)
                 if len(xs):
@@ -102,10 +118,16 @@ class SceneRenderer:
                     box = cv2.boxPoints(cv2.minAreaRect(pts)).astype(np.float32)
                     lines_gt.append((text, box))
                 y += pitch
-        return self._place(np.asarray(board)[:, :, ::-1].copy(), lines_gt, fw, fh)
+        place_seed = rng.randrange(2**31)
+        boards = stages if progressive else [board]
+        scenes = []
+        for k, b in enumerate(boards):
+            gt = lines_gt[: k + 1] if progressive else lines_gt
+            scenes.append(self._place(np.asarray(b)[:, :, ::-1].copy(), gt, fw, fh, place_seed, rng.randrange(2**31)))
+        return scenes
 
-    def _place(self, board: np.ndarray, lines: list, fw: int, fh: int) -> Scene:
-        rng, nrng = self.rng, self.np_rng
+    def _place(self, board: np.ndarray, lines: list, fw: int, fh: int, seed: int, noise_seed: int) -> Scene:
+        rng, nrng = random.Random(seed), np.random.default_rng(seed)
         bh, bw = board.shape[:2]
         base = nrng.integers(40, 140, 3)
         frame = np.empty((fh, fw, 3), np.float32)
@@ -133,7 +155,7 @@ class SceneRenderer:
             yy, xx = np.mgrid[0:fh, 0:fw].astype(np.float32)
             glare = np.exp(-(((xx - gxc) ** 2 + (yy - gyc) ** 2) / (2 * (0.12 * fw) ** 2)))
             frame += (glare * rng.uniform(30, 70))[:, :, None]
-        frame += nrng.normal(0, rng.uniform(2, 6), frame.shape).astype(np.float32)
+        frame += np.random.default_rng(noise_seed).normal(0, rng.uniform(2, 6), frame.shape).astype(np.float32)
         out = np.clip(frame, 0, 255).astype(np.uint8)
         _, buf = cv2.imencode(".jpg", out, [cv2.IMWRITE_JPEG_QUALITY, rng.randint(70, 92)])
         out = cv2.imdecode(buf, cv2.IMREAD_COLOR)

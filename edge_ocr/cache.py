@@ -34,28 +34,43 @@ def _blocks(diff: np.ndarray) -> float:
     return float(diff.reshape(THUMB_H, n, THUMB_H).mean(axis=(0, 2)).max())
 
 
-def block_difference(a: np.ndarray, b: np.ndarray, max_shift: int = 4) -> float:
+def _shift_rows(a: np.ndarray, dy: int) -> np.ndarray:
+    if dy == 0:
+        return a
+    out = np.full_like(a, 255.0)
+    if dy > 0:
+        out[dy:] = a[:-dy]
+    else:
+        out[:dy] = a[-dy:]
+    return out
+
+
+def block_difference(a: np.ndarray, b: np.ndarray, max_shift: int = 4, max_dy: int = 1) -> float:
     """Largest mean absolute difference over THUMB_H-wide blocks, at the best alignment.
 
-    The two thumbnails are padded with background to a common width and compared at
-    horizontal shifts up to ``max_shift`` px: a speck at a line's edge moves its crop by a
-    few pixels without changing its text.
+    Tried: ``a`` scaled to ``b``'s width, and both padded with background to a common width,
+    each at horizontal shifts up to ``max_shift`` and vertical shifts up to ``max_dy`` px: a
+    speck or a rule remnant at a line's edge moves or rescales its crop by a few pixels
+    without changing its text.
     """
+    candidates = [cv2.resize(a, (b.shape[1], THUMB_H), interpolation=cv2.INTER_LINEAR)]
     w = max(a.shape[1], b.shape[1]) + max_shift
     bp = np.pad(b, ((0, 0), (0, w - b.shape[1])), constant_values=255.0)
     best = np.inf
-    for shift in range(0, max_shift + 1):
-        for a_left, b_left in ((shift, 0), (0, shift)) if shift else ((0, 0),):
-            ap = np.pad(a, ((0, 0), (a_left, w - a.shape[1] - a_left)), constant_values=255.0)
-            bs = bp if not b_left else np.pad(b, ((0, 0), (b_left, w - b.shape[1] - b_left)), constant_values=255.0)
-            best = min(best, _blocks(np.abs(ap - bs)))
+    for dy in range(-max_dy, max_dy + 1):
+        best = min(best, _blocks(np.abs(_shift_rows(candidates[0], dy) - b)))
+        for shift in range(-max_shift, max_shift + 1):
+            left = max(0, shift)
+            ap = np.pad(a, ((0, 0), (left, w - a.shape[1] - left)), constant_values=255.0)
+            bs = bp if shift >= 0 else np.pad(b, ((0, 0), (-shift, w - b.shape[1] + shift)), constant_values=255.0)
+            best = min(best, _blocks(np.abs(_shift_rows(ap, dy) - bs)))
     return best
 
 
 class LineCache(Generic[V]):
     """Bounded LRU of (thumbnail → value) with hit/miss counters."""
 
-    def __init__(self, capacity: int = 512, threshold: float = 6.0, width_slack: int = 4) -> None:
+    def __init__(self, capacity: int = 512, threshold: float = 6.0, width_slack: float = 0.08) -> None:
         if capacity < 1:
             raise ValueError("cache capacity must be ≥ 1")
         self.capacity, self.threshold, self.width_slack = capacity, threshold, width_slack
@@ -68,7 +83,8 @@ class LineCache(Generic[V]):
         thumb = thumbnail(line)
         w = thumb.shape[1]
         best: tuple[float, int] | None = None
-        for width in range(w - self.width_slack, w + self.width_slack + 1):
+        slack = max(4, round(w * self.width_slack))
+        for width in range(w - slack, w + slack + 1):
             for key in self._by_width.get(width, ()):
                 d = block_difference(thumb, self._entries[key][0])
                 if d < self.threshold and (best is None or d < best[0]):

@@ -37,7 +37,7 @@ def _write_debug(directory: Path, source: Path, pictures: dict[str, np.ndarray])
 def _recognize(args: argparse.Namespace) -> int:
     try:
         rec = Recognizer(args.model, num_threads=args.threads, runtime=args.runtime,
-                         decoder=args.decoder, beam_width=args.beam_width)
+                         decoder=args.decoder, beam_width=args.beam_width, lm=args.lm, lm_weight=args.lm_weight)
     except (FileNotFoundError, ContractError, RuntimeMissingError, ValueError) as exc:
         print(f"edge-ocr: cannot load model: {exc}", file=sys.stderr)
         return 2
@@ -93,6 +93,8 @@ def build_parser() -> argparse.ArgumentParser:
     rec.add_argument("--json", action="store_true", help="print one JSON document for machines")
     rec.add_argument("--decoder", choices=DECODERS, default="greedy")
     rec.add_argument("--beam-width", type=int, default=8)
+    rec.add_argument("--lm", type=Path, default=None, help="character bigram LM (.npz) used by --decoder beam")
+    rec.add_argument("--lm-weight", type=float, default=0.3)
     rec.add_argument("--threads", type=int, default=1)
     rec.add_argument("--runtime", choices=("auto", "litert", "tflite"), default="auto")
     rec.set_defaults(func=_recognize)

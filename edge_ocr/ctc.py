@@ -11,6 +11,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from edge_ocr.lm import CharBigramLM
+
 NEG_INF = -math.inf
 
 
@@ -65,11 +67,16 @@ def beam_search(
     blank: int = 0,
     prune: float = -12.0,
     top_k: int = 16,
+    lm: CharBigramLM | None = None,
+    lm_weight: float = 0.3,
+    insertion_bonus: float = 0.5,
 ) -> Decoded:
-    """CTC prefix beam search.
+    """CTC prefix beam search, optionally with a character bigram language model.
 
     Each frame only expands classes within ``prune`` (log space) of the frame's best and at
     most ``top_k`` of them: with 6,000+ classes, full expansion would cost seconds per line.
+    With ``lm``, every new character adds ``lm_weight``·log P(char | previous) plus
+    ``insertion_bonus`` (which offsets the LM's bias towards short outputs).
     Confidence of a character is its best frame posterior along the winning prefix.
     """
     T = log_probs.shape[0]
@@ -100,14 +107,16 @@ def beam_search(
                 e = nxt.setdefault(new, [NEG_INF, NEG_INF])
                 conf, frames = best_frame[prefix]
                 if k == last:
-                    e[1] = _logaddexp(e[1], pb + p)
+                    bonus = 0.0 if lm is None else lm_weight * lm.score(last, k) + insertion_bonus
+                    e[1] = _logaddexp(e[1], pb + p + bonus)
                     same = nxt.setdefault(prefix, [NEG_INF, NEG_INF])
                     same[1] = _logaddexp(same[1], pnb + p)
                     meta = nxt_meta.setdefault(prefix, best_frame[prefix])
                     if conf and math.exp(p) > meta[0][-1]:
                         nxt_meta[prefix] = (meta[0][:-1] + [math.exp(p)], meta[1])
                 else:
-                    e[1] = _logaddexp(e[1], total + p)
+                    bonus = 0.0 if lm is None else lm_weight * lm.score(last, k) + insertion_bonus
+                    e[1] = _logaddexp(e[1], total + p + bonus)
                 old = nxt_meta.get(new)
                 if old is None or (old[0] and math.exp(p) > old[0][-1]):
                     nxt_meta[new] = (conf + [math.exp(p)], frames + [t])

@@ -16,6 +16,7 @@ from edge_ocr import ctc
 from edge_ocr.charset import Charset
 from edge_ocr.contract import ContractError, ModelContract
 from edge_ocr.interpreter import TFLiteModel
+from edge_ocr.lm import CharBigramLM
 from edge_ocr.preprocess import normalize_line, pad_to
 
 DECODERS = ("greedy", "beam")
@@ -48,6 +49,8 @@ class Recognizer:
         runtime: str = "auto",
         decoder: str = "greedy",
         beam_width: int = 8,
+        lm: str | Path | None = None,
+        lm_weight: float = 0.3,
     ) -> None:
         if decoder not in DECODERS:
             raise ValueError(f"decoder must be one of {DECODERS}, got {decoder!r}")
@@ -57,6 +60,12 @@ class Recognizer:
         self.charset = Charset.load(self.contract.charset_path)
         self.model = TFLiteModel(self.contract.model_path, num_threads=num_threads, runtime=runtime)
         self.decoder, self.beam_width = decoder, beam_width
+        self.lm = CharBigramLM.load(lm) if lm else None
+        self.lm_weight = lm_weight
+        if self.lm is not None and self.lm.num_classes != self.charset.num_classes:
+            raise ContractError(
+                f"language model {lm} has {self.lm.num_classes} classes, charset {self.charset.num_classes}"
+            )
         shape = self.model.input_shape
         if len(shape) != 4 or shape[1] != self.contract.height:
             raise ContractError(
@@ -108,5 +117,8 @@ class Recognizer:
 
     def _decode(self, logits: np.ndarray) -> LineResult:
         lp = ctc.log_softmax(logits)
-        d = ctc.greedy(lp) if self.decoder == "greedy" else ctc.beam_search(lp, self.beam_width)
+        if self.decoder == "greedy":
+            d = ctc.greedy(lp)
+        else:
+            d = ctc.beam_search(lp, self.beam_width, lm=self.lm, lm_weight=self.lm_weight)
         return LineResult(self.charset.decode(d.ids), d.confidence, d.char_conf)

@@ -46,3 +46,21 @@ def test_log_softmax_is_normalised() -> None:
     s = np.exp(log_softmax(x)).sum(axis=1)
     assert np.allclose(s, 1.0, atol=1e-4)
     assert math.isfinite(float(log_softmax(x).min()))
+
+
+def test_language_model_settles_an_ambiguous_frame(tmp_path) -> None:
+    from edge_ocr.lm import CharBigramLM
+
+    # classes: 0 blank, 1 'a', 2 'b'. Frame 3 reads 'a' slightly more than 'b';
+    # the LM knows 'b' follows 'a' and 'a' rarely follows itself.
+    rows = [[0.05, 0.9, 0.05], [0.9, 0.05, 0.05], [0.1, 0.55, 0.35], [0.9, 0.05, 0.05]]
+    lp = _lp(rows)
+    assert greedy(lp).ids == [1, 1]
+    path = tmp_path / "lm.npz"
+    np.savez(path, unigram_logp=np.log(np.array([1e-9, 0.5, 0.5], np.float32)),
+             pair_keys=np.array([1 * 3 + 1, 1 * 3 + 2], np.int64),
+             pair_logp=np.log(np.array([0.02, 0.98])).astype(np.float16), lam=np.float32(0.9))
+    lm = CharBigramLM.load(path)
+    assert lm.score(1, 2) > lm.score(1, 1)
+    assert beam_search(lp, beam_width=8, prune=-50, top_k=3).ids == [1, 1]
+    assert beam_search(lp, beam_width=8, prune=-50, top_k=3, lm=lm, lm_weight=0.5).ids == [1, 2]

@@ -83,24 +83,34 @@ def binarize(gray: np.ndarray, window: int = 31, method: str = "sauvola") -> np.
     raise ValueError(f"binariser must be sauvola or adaptive, got {method!r}")
 
 
-def rule_mask(gray: np.ndarray, min_len_frac: float = 0.05) -> np.ndarray:
-    """Pixels of ruled lines and grid boxes: thin runs much longer than a character.
+def rule_mask(gray: np.ndarray, min_len_frac: float = 0.25) -> np.ndarray:
+    """Pixels of ruled lines and grid boxes: thin runs across a good part of the surface.
 
-    Found in a permissive mask (anything visibly darker than the flattened background), where
-    a rule is continuous; in the Sauvola mask it breaks up next to text. Thin means at most
-    3 px across; long means over ``min_len_frac`` of the surface side. Work at half
-    resolution: long openings cost O(length) per pixel.
+    Runs are found in a permissive mask (anything visibly darker than the flattened
+    background): there a rule is continuous, even where text crosses it, while in the
+    Sauvola mask it breaks up next to text. A run must span ``min_len_frac`` of the surface;
+    of it, only the thin part (under 4 px across at half resolution) is rule, so strokes
+    crossing it survive. Half resolution (min-pooled, so a 1 px line keeps its darkness)
+    because long openings cost O(length) per pixel.
     """
-    half = (max(1, gray.shape[1] // 2), max(1, gray.shape[0] // 2))
-    small = cv2.resize(gray, half, interpolation=cv2.INTER_AREA)
+    ph, pw = gray.shape[0] // 2 * 2, gray.shape[1] // 2 * 2
+    if ph < 8 or pw < 8:
+        return np.zeros_like(gray)
+    small = gray[:ph, :pw].reshape(ph // 2, 2, pw // 2, 2).min(axis=(1, 3))
     loose = ((small < 232) * 255).astype(np.uint8)
     h, w = loose.shape
     found = np.zeros_like(loose)
-    for length, across in (((max(5, int(w * min_len_frac)), 1), (1, 3)), ((1, max(5, int(h * min_len_frac))), (3, 1))):
+    for along, across, bridge in (
+        ((max(5, int(w * min_len_frac)), 1), (1, 4), (3, 1)),
+        ((1, max(5, int(h * min_len_frac))), (4, 1), (1, 3)),
+    ):
+        # Sensor noise breaks a faint rule every few pixels: bridge that before asking for length.
+        bridged = cv2.morphologyEx(loose, cv2.MORPH_CLOSE, cv2.getStructuringElement(cv2.MORPH_RECT, bridge))
+        long_runs = cv2.morphologyEx(bridged, cv2.MORPH_OPEN, cv2.getStructuringElement(cv2.MORPH_RECT, along))
         thick = cv2.morphologyEx(loose, cv2.MORPH_OPEN, cv2.getStructuringElement(cv2.MORPH_RECT, across))
-        thin = cv2.bitwise_and(loose, cv2.bitwise_not(thick))
-        found |= cv2.morphologyEx(thin, cv2.MORPH_OPEN, cv2.getStructuringElement(cv2.MORPH_RECT, length))
-    found = cv2.resize(found, (gray.shape[1], gray.shape[0]), interpolation=cv2.INTER_NEAREST)
+        found |= cv2.bitwise_and(long_runs, cv2.bitwise_not(thick))
+    found = cv2.resize(found, (pw, ph), interpolation=cv2.INTER_NEAREST)
+    found = np.pad(found, ((0, gray.shape[0] - ph), (0, gray.shape[1] - pw)))
     return cv2.dilate(found, np.ones((3, 3), np.uint8))
 
 

@@ -78,7 +78,7 @@ def _line_box(mask: np.ndarray, x: int, y0: int, w: int, y1: int, ch: float) -> 
     rot = np.array([[np.cos(theta), np.sin(theta)], [-np.sin(theta), np.cos(theta)]], np.float32)
     local = pts @ rot.T
     (u0, v0), (u1, v1) = local.min(axis=0), local.max(axis=0)
-    pad = 0.15 * min(ch, v1 - v0 + 1)
+    pad = 0.15 * (v1 - v0 + 1)  # from the line alone: a crop must not change when other lines do
     u0, u1, v0, v1 = u0 - pad, u1 + pad, v0 - pad, v1 + pad
     corners = np.array([[u0, v0], [u1, v0], [u1, v1], [u0, v1]], np.float32) @ rot
     return LineRegion(corners.astype(np.float32), angle, float(v1 - v0))
@@ -108,16 +108,40 @@ def find_lines(mask: np.ndarray, char_height: float | None = None) -> list[LineR
                 kw = max(3, int(ch * 1.3)) | 1
                 smeared = cv2.dilate(mask, cv2.getStructuringElement(cv2.MORPH_RECT, (kw, kh)))
                 n, _, stats, _ = cv2.connectedComponentsWithStats(smeared, connectivity=8)
-    lines: list[LineRegion] = []
+    spans: list[tuple[int, int, int, int]] = []  # x0, y0, x1, y1 of each line candidate
     for i in range(1, n):
         x, y, w, h, _ = stats[i]
-        if h < ch * 0.4 or (w < ch * 0.6 and h < ch * 0.6):
+        if h < ch * 0.4 or w < ch * 0.45:  # specks, rule remnants and slivers are not text lines
             continue
-        for y0, y1 in _split_rows(mask, x, y, w, h, ch):
-            region = _line_box(mask, x, y0, w, y1, ch)
-            if region is not None:
-                lines.append(region)
+        spans += [(x, y0, x + w, y1) for y0, y1 in _split_rows(mask, x, y, w, h, ch)]
+    lines = [r for x0, y0, x1, y1 in _merge_words(spans) if (r := _line_box(mask, x0, y0, x1 - x0, y1, ch))]
     return reading_order(lines)
+
+
+def _merge_words(spans: list[tuple[int, int, int, int]], gap: float = 1.2) -> list[tuple[int, int, int, int]]:
+    """Join pieces of one text line that smearing left apart (wide word spaces).
+
+    Two pieces join when they overlap vertically by most of the smaller one's height and
+    the horizontal gap is under ``gap`` line heights; columns on a board sit further apart.
+    """
+    spans = sorted(spans)
+    merged = True
+    while merged:
+        merged = False
+        out: list[tuple[int, int, int, int]] = []
+        for s in spans:
+            for j, t in enumerate(out):
+                h = min(s[3] - s[1], t[3] - t[1])
+                overlap = min(s[3], t[3]) - max(s[1], t[1])
+                dx = max(s[0], t[0]) - min(s[2], t[2])
+                if overlap > 0.6 * h and dx < gap * max(s[3] - s[1], t[3] - t[1]):
+                    out[j] = (min(s[0], t[0]), min(s[1], t[1]), max(s[2], t[2]), max(s[3], t[3]))
+                    merged = True
+                    break
+            else:
+                out.append(s)
+        spans = out
+    return spans
 
 
 def reading_order(lines: list[LineRegion]) -> list[LineRegion]:

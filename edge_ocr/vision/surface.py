@@ -39,6 +39,33 @@ def order_corners(pts: np.ndarray) -> np.ndarray:
     return np.array([pts[s.argmin()], pts[d.argmin()], pts[s.argmax()], pts[d.argmax()]], np.float32)
 
 
+def edge_contrast(gray: np.ndarray, quad: np.ndarray, offset: float = 6.0) -> float:
+    """Weakest brightness step (inside − outside) across the quad's sides.
+
+    A board or page ends in a sharp step against the wall or desk; the boundary of a bright
+    patch of light on a page does not. Sides lying on the frame border (the surface is cut
+    by the frame) are not judged.
+    """
+    h, w = gray.shape
+    centre = quad.mean(axis=0)
+    steps = []
+    for i in range(4):
+        p, q = quad[i], quad[(i + 1) % 4]
+        if all(min(pt[0], pt[1], w - 1 - pt[0], h - 1 - pt[1]) < offset + 2 for pt in (p, q)):
+            continue
+        t = np.linspace(0.1, 0.9, 24)[:, None]
+        pts = p + (q - p) * t
+        normal = np.array([-(q - p)[1], (q - p)[0]], np.float32)
+        normal /= max(1e-6, float(np.linalg.norm(normal)))
+        if np.dot(centre - (p + q) / 2, normal) < 0:
+            normal = -normal
+        inside = np.clip(pts + normal * offset, 0, [w - 1, h - 1]).astype(int)
+        outside = np.clip(pts - normal * offset, 0, [w - 1, h - 1]).astype(int)
+        diff = gray[inside[:, 1], inside[:, 0]].astype(np.float32) - gray[outside[:, 1], outside[:, 0]]
+        steps.append(float(np.median(diff)))
+    return min(steps) if steps else 0.0
+
+
 def find_quad(frame: np.ndarray) -> tuple[np.ndarray, float] | None:
     """The most board-like quadrilateral (frame pixels) and a confidence in 0..1, or None."""
     h, w = frame.shape[:2]
@@ -65,7 +92,8 @@ def find_quad(frame: np.ndarray) -> tuple[np.ndarray, float] | None:
                 continue
             quad_area = cv2.contourArea(approx)
             fill = a / max(quad_area, 1.0)
-            conf = float(min(1.0, fill) * min(1.0, quad_area / (0.3 * area)))
+            step = edge_contrast(gray, order_corners(approx.reshape(4, 2)))
+            conf = float(min(1.0, fill) * min(1.0, quad_area / (0.3 * area)) * min(1.0, step / 25.0))
             if fill > 0.85 and (best is None or conf > best[1]):
                 best = (order_corners(approx.reshape(4, 2) / scale), conf)
     return best

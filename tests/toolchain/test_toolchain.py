@@ -116,3 +116,23 @@ def test_int8_export_is_fully_integer_and_runs_on_the_device_runtime(tiny_data: 
     rec = Recognizer(models / "tiny_int8.tflite")
     res = rec.recognize([np.asarray(images[i, :, : widths[i]]) for i in range(3)])
     assert len(res) == 3 and rec.charset.num_classes == 6625
+
+
+def test_page_reader_finds_the_lines_of_synthesised_scenes() -> None:
+    from convert.scenes import SceneRenderer
+    from convert.vision_bench import match
+    from edge_ocr.page import PageReader
+    from edge_ocr.recognizer import Recognizer
+
+    reader = PageReader(Recognizer(ROOT / "models" / "crnn_zh_en_int8.tflite"), cache_size=1)
+    scenes = SceneRenderer("test", seed=5, charset_path=str(CHARSET))
+    tp = gt = pred = 0
+    for _ in range(4):
+        s = scenes.render(frame_size=(1280, 720))
+        page = reader.read(s.frame)
+        boxes = [np.array(ln.box, np.float32) for ln in page.lines]
+        tp += len(match([b for _, b in s.lines], boxes))
+        gt += len(s.lines)
+        pred += len(boxes)
+    assert tp / gt >= 0.9, f"recall {tp}/{gt}"
+    assert tp / max(1, pred) >= 0.8, f"precision {tp}/{pred}"
