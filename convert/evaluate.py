@@ -24,10 +24,10 @@ from edge_ocr.recognizer import Recognizer
 
 
 def eval_tflite(path: Path, split: Path, runtime: str, limit: int | None, decoder: str = "greedy",
-                lm: Path | None = None) -> dict:
+                lm: Path | None = None, xnnpack: bool = True) -> dict:
     images, widths, labels = load_split(split)
     n = len(labels) if not limit else min(limit, len(labels))
-    rec = Recognizer(path, num_threads=1, runtime=runtime, decoder=decoder, lm=lm)
+    rec = Recognizer(path, num_threads=1, runtime=runtime, decoder=decoder, lm=lm, xnnpack=xnnpack)
     hyps, ms = [], []
     for i in tqdm(range(n), desc=f"{path.name} [{runtime}]", unit="line", mininterval=5):
         r = rec.recognize([np.asarray(images[i, :, : widths[i]])])[0]
@@ -96,11 +96,14 @@ def main() -> None:
         print(f"keras float: CER {m['cer']:.4f} line acc {m['line_acc']:.4f} ({time.time() - t:.0f} s)")
     results: dict[str, dict] = {}
     for path in a.models:
-        for rt in a.runtimes or available_runtimes():
-            m = eval_tflite(path, a.split, rt, a.limit or None, a.decoder, a.lm)
-            rows.append((path.name, rt, m))
-            results.setdefault(path.name, {})[rt] = m
-            print(f"{path.name} [{rt}]: CER {m['cer']:.4f} line acc {m['line_acc']:.4f} "
+        runtimes = a.runtimes or available_runtimes()
+        configs = [(rt, True) for rt in runtimes] + [(rt + " builtin", False) for rt in runtimes]
+        for name, xnnpack in configs:
+            rt = name.split()[0]
+            m = eval_tflite(path, a.split, rt, a.limit or None, a.decoder, a.lm, xnnpack)
+            rows.append((path.name, name, m))
+            results.setdefault(path.name, {})[name] = m
+            print(f"{path.name} [{name}]: CER {m['cer']:.4f} line acc {m['line_acc']:.4f} "
                   f"median {m['median_ms_per_line']:.1f} ms/line")
     devsets: dict[str, dict] = {}
     if a.devset:
@@ -108,18 +111,28 @@ def main() -> None:
             d = eval_devset(path, a.devset, available_runtimes()[0], a.decoder, a.lm)
             devsets[path.name] = d
             print(f"{path.name} devset: " + ", ".join(f"{k} CER {v['cer']:.3f} ({v['lines']})" for k, v in d.items()))
+    agreement: dict[str, dict[str, float]] = {}
     for name, per_rt in results.items():
-        texts = [m["hyps"] for m in per_rt.values()]
-        same = all(t == texts[0] for t in texts)
-        print(f"{name}: runtimes {'agree on every line' if same else 'DISAGREE'} ({', '.join(per_rt)})")
+        ref = per_rt[next(k for k in per_rt if k.endswith("builtin"))]["hyps"]
+        for rt, m in per_rt.items():
+            same = sum(x == y for x, y in zip(m["hyps"], ref)) / len(ref)
+            agreement.setdefault(name, {})[rt] = same
+            print(f"{name} [{rt}]: same text as the builtin kernels on {same:.2%} of lines")
     if a.report:
         lines = [f"# Evaluation on `{a.split}`", "",
                  "CER = edits / reference characters, whitespace removed; line acc = exact match. "
                  f"Median ms/line: 1 thread, this host, {a.decoder} decoding{' + LM' if a.lm else ''}.", "",
                  "| model | runtime | lines | CER | line acc | median ms/line |", "|---|---|---|---|---|---|"]
+        lines[-2] = "| model | runtime (kernels) | lines | CER | line acc | median ms/line | same text as builtin |"
+        lines[-1] = "|---|---|---|---|---|---|---|"
         for name, rt, m in rows:
             ms = f"{m['median_ms_per_line']:.1f}" if "median_ms_per_line" in m else "–"
-            lines.append(f"| {name} | {rt} | {m['lines']} | {m['cer']:.4f} | {m['line_acc']:.4f} | {ms} |")
+            same = agreement.get(name, {}).get(rt)
+            same_s = "–" if same is None else f"{same:.2%}"
+            kernels = rt.replace(" builtin", " (builtin kernels)") if "builtin" in rt or rt == "tensorflow" \
+                else f"{rt} (default delegates)"
+            lines.append(f"| {name} | {kernels} | {m['lines']} | {m['cer']:.4f} | {m['line_acc']:.4f} | {ms} "
+                         f"| {same_s} |")
         if devsets:
             cats = list(next(iter(devsets.values())))
             lines += ["", f"## Real lines: `{a.devset}` (CER; lines in brackets)", "",
@@ -136,6 +149,8 @@ def main() -> None:
             doc["metrics"] = {
                 "synthetic_test": {"split": str(a.split), "lines": first["lines"], "chars": first["chars"],
                                    "cer": round(first["cer"], 4), "line_acc": round(first["line_acc"], 4)},
+                "cer_by_runtime": {rt: round(m["cer"], 4) for rt, m in per_rt.items()},
+                "same_text_as_builtin_kernels": {rt: round(v, 4) for rt, v in agreement[path.name].items()},
                 "median_ms_per_line_1_thread": {rt: round(m["median_ms_per_line"], 2) for rt, m in per_rt.items()},
             }
             if path.name in devsets:

@@ -37,7 +37,8 @@ def _write_debug(directory: Path, source: Path, pictures: dict[str, np.ndarray])
 def _recognize(args: argparse.Namespace) -> int:
     try:
         rec = Recognizer(args.model, num_threads=args.threads, runtime=args.runtime,
-                         decoder=args.decoder, beam_width=args.beam_width, lm=args.lm, lm_weight=args.lm_weight)
+                         decoder=args.decoder, beam_width=args.beam_width, lm=args.lm, lm_weight=args.lm_weight,
+                         xnnpack=False if args.no_xnnpack else None)
     except (FileNotFoundError, ContractError, RuntimeMissingError, ValueError) as exc:
         print(f"edge-ocr: cannot load model: {exc}", file=sys.stderr)
         return 2
@@ -97,6 +98,8 @@ def build_parser() -> argparse.ArgumentParser:
     rec.add_argument("--lm-weight", type=float, default=0.3)
     rec.add_argument("--threads", type=int, default=1)
     rec.add_argument("--runtime", choices=("auto", "litert", "tflite"), default="auto")
+    rec.add_argument("--no-xnnpack", action="store_true",
+                     help="builtin int8 kernels: slower, bit-exact across runtimes (also EDGE_OCR_XNNPACK=0)")
     rec.set_defaults(func=_recognize)
     return ap
 

@@ -32,6 +32,11 @@ def available_runtimes() -> list[str]:
     return found
 
 
+def xnnpack_default() -> bool:
+    """XNNPACK on unless ``EDGE_OCR_XNNPACK=0``."""
+    return os.environ.get("EDGE_OCR_XNNPACK", "1").strip().lower() not in ("0", "false", "no", "off")
+
+
 def _interpreter_class(runtime: str) -> tuple[str, Any]:
     wanted = runtime if runtime != "auto" else os.environ.get("EDGE_OCR_RUNTIME", "auto")
     if wanted not in ("auto", *RUNTIMES):
@@ -57,13 +62,23 @@ class TFLiteModel:
     the LSTM state before every call (the fused LSTM keeps state between invokes).
     """
 
-    def __init__(self, path: str | Path, num_threads: int = 1, runtime: str = "auto") -> None:
+    def __init__(
+        self, path: str | Path, num_threads: int = 1, runtime: str = "auto", xnnpack: bool | None = None
+    ) -> None:
         path = Path(path)
         if not path.is_file():
             raise FileNotFoundError(f"model file not found: {path}")
         self.runtime, cls = _interpreter_class(runtime)
+        self.xnnpack = xnnpack_default() if xnnpack is None else xnnpack
+        kwargs: dict[str, Any] = {}
+        if not self.xnnpack:
+            # The builtin int8 kernels: bit-exact across tflite-runtime 2.14 and ai-edge-litert
+            # (measured). XNNPACK is about twice as fast but requantises int8 its own way, so a
+            # near-tie character can come out differently.
+            resolver = importlib.import_module(RUNTIMES[self.runtime]).OpResolverType
+            kwargs["experimental_op_resolver_type"] = resolver.BUILTIN_WITHOUT_DEFAULT_DELEGATES
         try:
-            self._it = cls(model_path=str(path), num_threads=num_threads)
+            self._it = cls(model_path=str(path), num_threads=num_threads, **kwargs)
         except ValueError as exc:
             raise ValueError(f"{path}: not a loadable TFLite model under {self.runtime}: {exc}") from exc
         inputs, outputs = self._it.get_input_details(), self._it.get_output_details()

@@ -51,6 +51,7 @@ class Recognizer:
         beam_width: int = 8,
         lm: str | Path | None = None,
         lm_weight: float = 0.3,
+        xnnpack: bool | None = None,
     ) -> None:
         if decoder not in DECODERS:
             raise ValueError(f"decoder must be one of {DECODERS}, got {decoder!r}")
@@ -58,7 +59,7 @@ class Recognizer:
         if not self.contract.charset_path.is_file():
             raise ContractError(f"charset file not found: {self.contract.charset_path}")
         self.charset = Charset.load(self.contract.charset_path)
-        self.model = TFLiteModel(self.contract.model_path, num_threads=num_threads, runtime=runtime)
+        self.model = TFLiteModel(self.contract.model_path, num_threads=num_threads, runtime=runtime, xnnpack=xnnpack)
         self.decoder, self.beam_width = decoder, beam_width
         self.lm = CharBigramLM.load(lm) if lm else None
         self.lm_weight = lm_weight

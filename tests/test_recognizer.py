@@ -10,7 +10,7 @@ import pytest
 from convert.metrics import score
 from edge_ocr.contract import ContractError
 from edge_ocr.imageio import read_image
-from edge_ocr.interpreter import available_runtimes
+from edge_ocr.interpreter import TFLiteModel, available_runtimes
 from edge_ocr.recognizer import Recognizer
 
 from .conftest import MODEL, expected_runtimes
@@ -35,11 +35,25 @@ def test_samples_are_read_well(runtime: str, samples) -> None:
         assert r.confidence == pytest.approx(min(r.char_confidences, default=1.0))
 
 
-def test_runtimes_give_the_same_text(samples) -> None:
+def test_runtimes_are_bit_exact_with_builtin_kernels(samples) -> None:
+    """Same model, same input: tflite-runtime 2.14 and ai-edge-litert give identical logits
+    (and so identical text) with the builtin int8 kernels."""
+    rng = np.random.default_rng(0)
+    x = rng.uniform(0, 255, (1, 32, 200, 1)).astype(np.float32)
+    outs = [TFLiteModel(MODEL, runtime=rt, xnnpack=False)(x) for rt in expected_runtimes()]
+    assert all(np.array_equal(outs[0], o) for o in outs[1:])
     images = [read_image(p) for p, _ in samples]
-    texts = {rt: [r.text for r in Recognizer(MODEL, runtime=rt).recognize(images)] for rt in expected_runtimes()}
-    first = next(iter(texts.values()))
-    assert all(t == first for t in texts.values())
+    texts = [[r.text for r in Recognizer(MODEL, runtime=rt, xnnpack=False).recognize(images)]
+             for rt in expected_runtimes()]
+    assert all(t == texts[0] for t in texts[1:])
+
+
+def test_xnnpack_stays_close_to_the_builtin_kernels(samples) -> None:
+    images = [read_image(p) for p, _ in samples]
+    labels = [t for _, t in samples]
+    fast = [r.text for r in Recognizer(MODEL, runtime="litert", xnnpack=True).recognize(images)]
+    exact = [r.text for r in Recognizer(MODEL, runtime="litert", xnnpack=False).recognize(images)]
+    assert abs(_cer(list(zip(labels, fast))) - _cer(list(zip(labels, exact)))) <= 0.02
 
 
 def test_batch_order_and_no_state_leak_between_lines(runtime: str, samples) -> None:

@@ -180,9 +180,16 @@ def reading_order(lines: list[LineRegion]) -> list[LineRegion]:
 
 def crop_line(image: np.ndarray, region: LineRegion) -> np.ndarray:
     """The line's pixels, rotated so that its text runs horizontally."""
-    q = region.box
+    q = region.box.astype(np.float32)
     w = max(2, round(float(np.linalg.norm(q[1] - q[0]))))
     h = max(2, round(float(np.linalg.norm(q[3] - q[0]))))
+    # Warp only the box's neighbourhood: the cost then follows the line, not the surface.
+    ih, iw = image.shape[:2]
+    x0, y0 = max(0, int(q[:, 0].min()) - 2), max(0, int(q[:, 1].min()) - 2)
+    x1, y1 = min(iw, int(np.ceil(q[:, 0].max())) + 3), min(ih, int(np.ceil(q[:, 1].max())) + 3)
+    if x1 <= x0 or y1 <= y0:
+        return np.full((h, w) + image.shape[2:], 255, image.dtype)
+    roi = image[y0:y1, x0:x1]
     dst = np.array([[0, 0], [w - 1, 0], [w - 1, h - 1], [0, h - 1]], np.float32)
-    m = cv2.getPerspectiveTransform(q.astype(np.float32), dst)
-    return cv2.warpPerspective(image, m, (w, h), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+    m = cv2.getPerspectiveTransform(q - np.float32([x0, y0]), dst)
+    return cv2.warpPerspective(roi, m, (w, h), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)

@@ -111,7 +111,7 @@ def rectify(frame: np.ndarray, quad: np.ndarray, max_side: int | None = None) ->
     dst = np.array([[0, 0], [w - 1, 0], [w - 1, h - 1], [0, h - 1]], np.float32)
     m = cv2.getPerspectiveTransform(q, dst)
     image = cv2.warpPerspective(frame, m, (w, h), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
-    return Surface(image, q, np.linalg.inv(m), True)
+    return Surface(image, q, cv2.getPerspectiveTransform(dst, q).astype(np.float64), True)
 
 
 def whole_frame(frame: np.ndarray) -> Surface:
