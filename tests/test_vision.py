@@ -4,7 +4,7 @@ import cv2
 import numpy as np
 import pytest
 
-from edge_ocr.vision.clean import binarize, clean, flatten, ink_gray, stretch
+from edge_ocr.vision.clean import binarize, clean, flatten, ink_gray
 from edge_ocr.vision.lines import crop_line, find_lines
 from edge_ocr.vision.surface import find_quad, find_surface, order_corners
 
@@ -50,7 +50,7 @@ def test_flatten_removes_vignetting_and_sauvola_keeps_strokes_in_shadow() -> Non
     light = np.linspace(90, 250, w, dtype=np.float32)[None, :].repeat(h, 0)
     img = light.copy()
     img[90:110, 20:380:40] = light[90:110, 20:380:40] * 0.35  # strokes, in shadow on the left
-    flat = stretch(flatten(img.astype(np.uint8)))
+    flat = flatten(img.astype(np.uint8))
     bg = np.delete(flat, np.s_[85:115], axis=0)
     assert bg.std() < 12 and bg.mean() > 225
     mask = binarize(flat, 31)

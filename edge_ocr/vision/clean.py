@@ -39,18 +39,6 @@ def flatten(gray: np.ndarray, stroke: int = 0) -> np.ndarray:
     return cv2.divide(gray, bg, scale=255.0)  # uint8 in and out, saturating: no float image
 
 
-def stretch(flat: np.ndarray, max_gain: float = 3.0) -> np.ndarray:
-    """Map the darkest ink of a flattened image (background ≈ 255) to 0.
-
-    The gain is capped: on a nearly empty board the darkest pixels are sensor noise, and
-    stretching them to black would turn the whole board into "ink".
-    """
-    lo = float(np.percentile(flat[::4, ::4], 0.5))
-    lo = min(lo, 255.0 - 255.0 / max_gain)
-    lut = np.clip((np.arange(256, dtype=np.float32) - lo) * (255.0 / (255.0 - lo)), 0, 255).astype(np.uint8)
-    return cv2.LUT(flat, lut)
-
-
 def sauvola(
     gray: np.ndarray, window: int = 31, k: float = 0.2, r: float = 128.0, min_contrast: float = 24.0
 ) -> np.ndarray:
@@ -115,7 +103,7 @@ def rule_mask(gray: np.ndarray, min_len_frac: float = 0.25) -> np.ndarray:
 
 def clean(surface: np.ndarray, method: str = "sauvola") -> tuple[np.ndarray, np.ndarray]:
     """(flattened gray for the recogniser, ink mask for segmentation)."""
-    gray = stretch(flatten(ink_gray(surface)))
+    gray = flatten(ink_gray(surface))
     window = max(15, (min(gray.shape) // 40) | 1)
     ink = binarize(gray, window, method)
     rules = rule_mask(gray)

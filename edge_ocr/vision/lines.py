@@ -15,6 +15,8 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
+MIN_TEXT_PX = 6
+
 
 @dataclass
 class LineRegion:
@@ -37,7 +39,8 @@ def text_height(mask: np.ndarray) -> float:
     _n, _, stats, _ = cv2.connectedComponentsWithStats(mask, connectivity=8)
     hs = stats[1:, cv2.CC_STAT_HEIGHT]
     areas = stats[1:, cv2.CC_STAT_AREA]
-    hs = hs[(areas >= 8) & (hs >= 4) & (hs < mask.shape[0] / 3)]
+    # Below ~6 px nothing is readable; such components are specks and grid crossings.
+    hs = hs[(areas >= 20) & (hs >= MIN_TEXT_PX) & (hs < mask.shape[0] / 3)]
     return float(np.median(hs)) if len(hs) else 0.0
 
 
@@ -111,7 +114,7 @@ def find_lines(mask: np.ndarray, char_height: float | None = None) -> list[LineR
     spans: list[tuple[int, int, int, int]] = []  # x0, y0, x1, y1 of each line candidate
     for i in range(1, n):
         x, y, w, h, _ = stats[i]
-        if h < ch * 0.4 or w < ch * 0.45:  # specks, rule remnants and slivers are not text lines
+        if h < max(ch * 0.4, MIN_TEXT_PX) or w < ch * 0.45:  # specks, rule remnants, slivers
             continue
         spans += [(x, y0, x + w, y1) for y0, y1 in _split_rows(mask, x, y, w, h, ch)]
     lines = [r for x0, y0, x1, y1 in _merge_words(spans) if (r := _line_box(mask, x0, y0, x1 - x0, y1, ch))]
