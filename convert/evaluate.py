@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import argparse
 import json
+import multiprocessing
 import time
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -91,7 +93,11 @@ def main() -> None:
     rows = []
     if a.keras_run:
         t = time.time()
-        m = eval_keras(a.keras_run, a.split, a.limit or None)
+        # TensorFlow and tflite-runtime cannot share a process (tflite-runtime then fails to
+        # load models with "vector::reserve"), so the Keras model is scored in a child process.
+        ctx = multiprocessing.get_context("spawn")
+        with ProcessPoolExecutor(1, mp_context=ctx) as pool:
+            m = pool.submit(eval_keras, a.keras_run, a.split, a.limit or None).result()
         rows.append(("keras float (training graph)", "tensorflow", m))
         print(f"keras float: CER {m['cer']:.4f} line acc {m['line_acc']:.4f} ({time.time() - t:.0f} s)")
     results: dict[str, dict] = {}

@@ -1,6 +1,8 @@
 """Export a trained CRNN to TFLite (float and full-integer int8) with its contract and audit.
 
     python -m convert.export --run runs/crnn --out models --name crnn_zh_en
+    python -m convert.export --weights models/crnn_zh_en_float.weights.h5 \
+        --config models/crnn_zh_en_float.config.json --out models     # from the shipped float model
 
 Writes ``<name>_int8.tflite`` + ``.json`` (the contract), ``<name>_float.tflite`` + ``.json``
 and ``<name>_int8.audit.md``: every op with its tensor types, so anything left in float is
@@ -23,9 +25,9 @@ from convert.model import CRNNConfig, build_crnn
 FLOAT_OK = {"DEQUANTIZE"}
 
 
-def load_trained(run: Path, weights: Path | None = None, batch_size: int | None = 1):
+def load_trained(run: Path, weights: Path | None = None, batch_size: int | None = 1, config: Path | None = None):
     """The CRNN of ``run`` built for export (fixed batch so the LSTM fuses), weights loaded."""
-    cfg = CRNNConfig.from_dict(json.loads((run / "config.json").read_text())["model"])
+    cfg = CRNNConfig.from_dict(json.loads((config or run / "config.json").read_text())["model"])
     model = build_crnn(cfg, batch_size=batch_size)
     latest = tf.train.latest_checkpoint(str(run / "ckpt"))
     final = run / "final.weights.h5"
@@ -118,14 +120,15 @@ def write_contract(path: Path, model_file: str, charset: str, cfg: CRNNConfig, q
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--run", type=Path, default=Path("runs/crnn"))
-    ap.add_argument("--weights", type=Path, default=None)
+    ap.add_argument("--weights", type=Path, default=None, help="float weights (default: the run's newest)")
+    ap.add_argument("--config", type=Path, default=None, help="model config JSON (default: RUN/config.json)")
     ap.add_argument("--data", type=Path, default=Path("data/train"), help="calibration lines")
     ap.add_argument("--calib", type=int, default=300)
     ap.add_argument("--out", type=Path, default=Path("models"))
     ap.add_argument("--name", default="crnn_zh_en")
     ap.add_argument("--charset", default="charset_zh_en.txt", help="charset file name inside --out")
     a = ap.parse_args()
-    cfg, model = load_trained(a.run, a.weights)
+    cfg, model = load_trained(a.run, a.weights, config=a.config)
     a.out.mkdir(parents=True, exist_ok=True)
     for quant in ("float", "int8"):
         path = a.out / f"{a.name}_{quant}.tflite"
