@@ -75,8 +75,10 @@ export: $(CVENV)/.done
 	cp runs/crnn/final.weights.h5 models/crnn_zh_en_float.weights.h5
 	cp runs/crnn/config.json models/crnn_zh_en_float.config.json
 
+DEVSET ?= ../shared/devset
 evaluate: $(CVENV)/.done
 	$(CPY) -m convert.evaluate --split data/test --keras-run runs/crnn --store \
+	  $(if $(wildcard $(DEVSET)/labels.tsv),--devset $(DEVSET)) \
 	  --models models/crnn_zh_en_float.tflite models/crnn_zh_en_int8.tflite --report models/crnn_zh_en.eval.md
 
 model: data train export evaluate
