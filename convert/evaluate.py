@@ -128,15 +128,18 @@ def main() -> None:
         lines = [f"# Evaluation on `{a.split}`", "",
                  "CER = edits / reference characters, whitespace removed; line acc = exact match. "
                  f"Median ms/line: 1 thread, this host, {a.decoder} decoding{' + LM' if a.lm else ''}.", "",
-                 "| model | runtime | lines | CER | line acc | median ms/line |", "|---|---|---|---|---|---|"]
-        lines[-2] = "| model | runtime (kernels) | lines | CER | line acc | median ms/line | same text as builtin |"
-        lines[-1] = "|---|---|---|---|---|---|---|"
+                 "| model | runtime (kernels) | lines | CER | line acc | median ms/line | same text as builtin |",
+                 "|---|---|---|---|---|---|---|"]
         for name, rt, m in rows:
             ms = f"{m['median_ms_per_line']:.1f}" if "median_ms_per_line" in m else "–"
             same = agreement.get(name, {}).get(rt)
             same_s = "–" if same is None else f"{same:.2%}"
-            kernels = rt.replace(" builtin", " (builtin kernels)") if "builtin" in rt or rt == "tensorflow" \
-                else f"{rt} (default delegates)"
+            if rt == "tensorflow":
+                kernels = rt
+            elif rt.endswith(" builtin"):
+                kernels = rt.replace(" builtin", " (builtin kernels)")
+            else:
+                kernels = f"{rt} (default delegates)"
             lines.append(f"| {name} | {kernels} | {m['lines']} | {m['cer']:.4f} | {m['line_acc']:.4f} | {ms} "
                          f"| {same_s} |")
         if devsets:

@@ -21,6 +21,7 @@ from convert.metrics import edit_distance, squash
 from convert.scenes import SceneRenderer
 from edge_ocr.page import PageReader
 from edge_ocr.recognizer import Recognizer
+from edge_ocr.vision.clean import ink_gray
 from edge_ocr.vision.lines import LineRegion, crop_line
 
 
@@ -120,7 +121,7 @@ def main() -> None:
     for _ in tqdm(range(a.count), desc="scenes", unit="scene"):
         s = scenes.render()
         gt_boxes = [b for _, b in s.lines]
-        gray = s.frame.min(axis=2)
+        gray = ink_gray(s.frame)
         crops = [crop_line(gray, LineRegion(pad_box(b), 0.0, 0.0)) for b in gt_boxes]
         for (t, _), r in zip(s.lines, rec.recognize(crops)):
             perfect_edits += edit_distance(squash(t), squash(r.text))

@@ -53,17 +53,17 @@ def block_difference(a: np.ndarray, b: np.ndarray, max_shift: int = 4, max_dy: i
     speck or a rule remnant at a line's edge moves or rescales its crop by a few pixels
     without changing its text.
     """
-    candidates = [cv2.resize(a, (b.shape[1], THUMB_H), interpolation=cv2.INTER_LINEAR)]
+    scaled = cv2.resize(a, (b.shape[1], THUMB_H), interpolation=cv2.INTER_LINEAR)
     w = max(a.shape[1], b.shape[1]) + max_shift
-    bp = np.pad(b, ((0, 0), (0, w - b.shape[1])), constant_values=255.0)
+    pairs = [(scaled, b)]
+    for shift in range(-max_shift, max_shift + 1):
+        a_left, b_left = max(0, shift), max(0, -shift)
+        pairs.append((np.pad(a, ((0, 0), (a_left, w - a.shape[1] - a_left)), constant_values=255.0),
+                      np.pad(b, ((0, 0), (b_left, w - b.shape[1] - b_left)), constant_values=255.0)))
     best = np.inf
     for dy in range(-max_dy, max_dy + 1):
-        best = min(best, _blocks(np.abs(_shift_rows(candidates[0], dy) - b)))
-        for shift in range(-max_shift, max_shift + 1):
-            left = max(0, shift)
-            ap = np.pad(a, ((0, 0), (left, w - a.shape[1] - left)), constant_values=255.0)
-            bs = bp if shift >= 0 else np.pad(b, ((0, 0), (-shift, w - b.shape[1] + shift)), constant_values=255.0)
-            best = min(best, _blocks(np.abs(_shift_rows(ap, dy) - bs)))
+        for x, y in pairs:
+            best = min(best, _blocks(np.abs(_shift_rows(x, dy) - y)))
     return best
 
 

@@ -100,11 +100,12 @@ class PageReader:
             results[i] = res
             self.cache.store(prepared[i], res)
         lap("recognise")
+        fresh = set(todo)
         lines = []
         for i, (region, res) in enumerate(zip(regions, results)):
             assert res is not None
             box = surface.points_to_frame(region.box).round(1).tolist()
-            lines.append(PageLine(res.text, res.confidence, box, region.block, res.char_confidences, i not in todo))
+            lines.append(PageLine(res.text, res.confidence, box, region.block, res.char_confidences, i not in fresh))
         if debug is not None:
             debug.update(surface=surface.image, flattened=gray, binarised=mask,
                          lines=draw_lines(frame, surface.quad, [ln.box for ln in lines]))

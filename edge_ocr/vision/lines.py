@@ -94,10 +94,8 @@ def find_lines(mask: np.ndarray, char_height: float | None = None) -> list[LineR
     ch = char_height or text_height(mask)
     if ch <= 0:
         return []
-    kw = max(3, int(ch * 1.2)) | 1
     kh = max(1, int(ch * 0.15)) | 1
-    smeared = cv2.dilate(mask, cv2.getStructuringElement(cv2.MORPH_RECT, (kw, kh)))
-    n, _, stats, _ = cv2.connectedComponentsWithStats(smeared, connectivity=8)
+    n, stats = _smear(mask, max(3, int(ch * 1.2)) | 1, kh)
     if char_height is None and n > 1:
         # Chinese characters break into several components (radicals) and Latin letters are
         # mostly x-height, so the component median underestimates the line height; the
@@ -108,9 +106,7 @@ def find_lines(mask: np.ndarray, char_height: float | None = None) -> list[LineR
             line_h = float(np.median(wide[:, cv2.CC_STAT_HEIGHT])) - kh
             if line_h > ch * 1.15:
                 ch = line_h
-                kw = max(3, int(ch * 1.3)) | 1
-                smeared = cv2.dilate(mask, cv2.getStructuringElement(cv2.MORPH_RECT, (kw, kh)))
-                n, _, stats, _ = cv2.connectedComponentsWithStats(smeared, connectivity=8)
+                n, stats = _smear(mask, max(3, int(ch * 1.3)) | 1, kh)
     spans: list[tuple[int, int, int, int]] = []  # x0, y0, x1, y1 of each line candidate
     for i in range(1, n):
         x, y, w, h, _ = stats[i]
@@ -119,6 +115,13 @@ def find_lines(mask: np.ndarray, char_height: float | None = None) -> list[LineR
         spans += [(x, y0, x + w, y1) for y0, y1 in _split_rows(mask, x, y, w, h, ch)]
     lines = [r for x0, y0, x1, y1 in _merge_words(spans) if (r := _line_box(mask, x0, y0, x1 - x0, y1, ch))]
     return reading_order(lines)
+
+
+def _smear(mask: np.ndarray, kw: int, kh: int) -> tuple[int, np.ndarray]:
+    """Component count and stats of the mask dilated by a kw × kh rectangle."""
+    smeared = cv2.dilate(mask, cv2.getStructuringElement(cv2.MORPH_RECT, (kw, kh)))
+    n, _, stats, _ = cv2.connectedComponentsWithStats(smeared, connectivity=8)
+    return n, stats
 
 
 def _merge_words(spans: list[tuple[int, int, int, int]], gap: float = 1.2) -> list[tuple[int, int, int, int]]:
