@@ -11,7 +11,7 @@ APT_CONVERT := fonts-noto-cjk fonts-wqy-zenhei fonts-wqy-microhei fonts-arphic-u
 	fonts-humor-sans fonts-breip fonts-femkeklaver fonts-kristi fonts-rufscript fonts-comic-neue \
 	fonts-dejavu-core fonts-liberation2 fonts-smiley-sans fortunes-zh fortunes fortunes-min wamerican
 
-.PHONY: run test test-runtime test-toolchain lint model data train export evaluate samples lm bench-vision clean
+.PHONY: run deps-runtime test test-runtime test-toolchain lint model data train export evaluate samples lm lm-tune bench-daemon bench-vision clean
 
 # Install Debian packages only when root and only those missing (idempotent, quiet when done).
 define apt_install
@@ -39,9 +39,12 @@ $(CVENV)/.done: requirements/convert.txt requirements/runtime.txt
 	$(CPY) -m pip install -q --no-deps tf_keras==2.21.0
 	touch $@
 
-run: $(VENV)/.done
-	@echo "== edge-ocr: recognising the bundled sample lines with $(MODEL)"
-	$(VENV)/bin/edge-ocr recognize --model $(MODEL) samples/lines/*.png
+run: $(VENV)/.done deps-runtime
+	@scripts/run.sh
+
+# The daemon's broker, for `make run` and the tests (installed when root and missing).
+deps-runtime:
+	$(call apt_install,mosquitto openssl)
 
 # pytest exit 5 means "no tests collected": that is a failure here, not a pass.
 define pytest
@@ -50,7 +53,7 @@ endef
 
 test: test-runtime test-toolchain lint
 
-test-runtime: $(VENV)/.done
+test-runtime: $(VENV)/.done deps-runtime
 	$(call pytest,$(PY),tests --ignore=tests/toolchain)
 
 test-toolchain: $(CVENV)/.done
@@ -86,8 +89,14 @@ model: data train export evaluate
 lm: $(CVENV)/.done
 	$(CPY) -m convert.lm --out models/lm_zh_en.npz
 
+lm-tune: $(CVENV)/.done
+	$(CPY) -m convert.lm_tune --report models/lm_zh_en.tune.md $(if $(wildcard $(DEVSET)/labels.tsv),--devset $(DEVSET))
+
+bench-daemon: $(VENV)/.done
+	$(PY) -m edge_ocr.bench --report reports/daemon_bench.md
+
 bench-vision: $(CVENV)/.done
-	$(CPY) -m convert.vision_bench --count 100 --report runs/vision.md
+	$(CPY) -m convert.vision_bench --count 100 --report reports/vision.md
 
 samples: $(CVENV)/.done
 	$(CPY) -m convert.samples --out samples/lines

@@ -19,10 +19,12 @@ from tqdm import tqdm
 
 from convert.metrics import edit_distance, squash
 from convert.scenes import SceneRenderer
+from edge_ocr.bench import emit
 from edge_ocr.page import PageReader
 from edge_ocr.recognizer import Recognizer
 from edge_ocr.vision.clean import ink_gray
 from edge_ocr.vision.lines import LineRegion, crop_line
+from edge_ocr.vision.surface import ANALYSIS_SIDE
 
 
 def iou(a: np.ndarray, b: np.ndarray) -> float:
@@ -91,17 +93,26 @@ def skimage_page_cer(rec: Recognizer) -> tuple[float, str] | None:
     return edit_distance(ref, hyp) / len(ref), page.text
 
 
-def cache_hit_rate(rec: Recognizer, scenes: SceneRenderer, count: int) -> tuple[float, float]:
-    """(measured, ideal) hit rate of the line cache over boards written line by line."""
+def cache_hit_rate(rec: Recognizer, scenes: SceneRenderer, count: int) -> tuple[float, float, float, float]:
+    """(measured, ideal) hit rate of the line cache over boards written line by line, and the
+    page CER of each final board read with the cache against the same frame read without it."""
     hits = lookups = ideal = 0
+    cached_err = fresh_err = chars = 0
     for _ in tqdm(range(count), desc="cache", unit="board"):
         reader = PageReader(rec)
         for k, scene in enumerate(scenes.render_writing(progressive=True), 1):
-            reader.read(scene.frame)
+            page = reader.read(scene.frame)
             ideal += k - 1
+        fresh = PageReader(rec, cache_size=1).read(scene.frame)
+        for p, acc in ((page, "cached"), (fresh, "fresh")):
+            e, c = page_errors(scene.lines, [(ln.text, np.array(ln.box, np.float32)) for ln in p.lines])
+            if acc == "cached":
+                cached_err += e
+            else:
+                fresh_err, chars = fresh_err + e, chars + c
         hits += reader.cache.hits
         lookups += reader.cache.hits + reader.cache.misses
-    return hits / max(1, lookups), ideal / max(1, lookups)
+    return hits / max(1, lookups), ideal / max(1, lookups), cached_err / max(1, chars), fresh_err / max(1, chars)
 
 
 def main() -> None:
@@ -110,6 +121,7 @@ def main() -> None:
     ap.add_argument("--count", type=int, default=100)
     ap.add_argument("--seed", type=int, default=11)
     ap.add_argument("--report", type=Path, default=None)
+    ap.add_argument("--analysis-side", type=int, default=ANALYSIS_SIDE, help="long side of the analysis surface")
     ap.add_argument("--cache-boards", type=int, default=10, help="boards written line by line, for the cache hit rate")
     a = ap.parse_args()
     cv2.setNumThreads(1)
@@ -127,7 +139,7 @@ def main() -> None:
             perfect_edits += edit_distance(squash(t), squash(r.text))
             perfect_chars += len(squash(t))
         for method, st in stats.items():
-            page = PageReader(rec, binarizer=method, cache_size=1).read(s.frame)
+            page = PageReader(rec, binarizer=method, cache_size=1, analysis_side=a.analysis_side).read(s.frame)
             pred = [(ln.text, np.array(ln.box, np.float32)) for ln in page.lines]
             m = match(gt_boxes, [b for _, b in pred])
             st["tp"] += len(m)
@@ -140,7 +152,7 @@ def main() -> None:
     perfect = perfect_edits / max(1, perfect_chars)
     rows = ["| binariser | precision | recall | page CER | perfect-crop CER | surface ms | clean ms | split ms | "
             "vision ms | recognise ms |", "|---|---|---|---|---|---|---|---|---|---|"]
-    for method, st in stats.items():
+    for method, st in stats.items() if a.count else ():
         p = st["tp"] / max(1, st["tp"] + st["fp"])
         r = st["tp"] / max(1, st["tp"] + st["fn"])
         med = {k: float(np.median([t[k] for t in st["times"]])) for k in st["times"][0]}
@@ -148,20 +160,19 @@ def main() -> None:
         rows.append(f"| {method} | {p:.3f} | {r:.3f} | {st['edits'] / max(1, st['chars']):.4f} | {perfect:.4f} | "
                     f"{med['surface']:.1f} | {med['clean']:.1f} | {med['split']:.1f} | {vision:.1f} | "
                     f"{med['recognise']:.1f} |")
-    text = (f"# Vision on {a.count} synthesised 1920×1080 scenes (seed {a.seed}), model {rec.contract.id}\n\n"
+    text = (f"# Vision on {a.count} synthesised 1920×1080 scenes (seed {a.seed}), model {rec.contract.id}, "
+            f"analysis side {a.analysis_side} px\n\n"
             + "\n".join(rows) + "\n\nMedians per frame, 1 thread. Page CER matches lines by position; "
             "perfect-crop CER recognises the ground-truth line boxes.\n")
     if a.cache_boards:
-        measured, ideal = cache_hit_rate(rec, SceneRenderer("test", a.seed + 1), a.cache_boards)
+        measured, ideal, cached, fresh = cache_hit_rate(rec, SceneRenderer("test", a.seed + 1), a.cache_boards)
         text += (f"\nLine cache over {a.cache_boards} boards written one line per frame: hit rate {measured:.3f} "
-                 f"(ideal {ideal:.3f}: every line already seen comes from the cache).\n")
+                 f"(ideal {ideal:.3f}: every line already seen comes from the cache); page CER of the final "
+                 f"boards {cached:.4f} with the cache, {fresh:.4f} without.\n")
     sk = skimage_page_cer(rec)
     if sk is not None:
         text += f"\nskimage.data.page(): page CER {sk[0]:.4f}\n\n```\n{sk[1]}\n```\n"
-    print(text)
-    if a.report:
-        a.report.parent.mkdir(parents=True, exist_ok=True)
-        a.report.write_text(text, encoding="utf-8")
+    emit(text, a.report)
 
 
 if __name__ == "__main__":

@@ -1,9 +1,10 @@
-"""Command line: ``edge-ocr recognize IMAGE...`` prints text and confidence per line image."""
+"""Command line: ``recognize`` images, ``run`` the daemon, ``watch`` its messages, check a ``config``."""
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -11,6 +12,8 @@ import cv2
 import numpy as np
 
 from edge_ocr import __version__
+from edge_ocr.config import Config, ConfigError
+from edge_ocr.config import load as load_config
 from edge_ocr.contract import ContractError
 from edge_ocr.imageio import ImageError, read_image
 from edge_ocr.interpreter import RuntimeMissingError
@@ -79,6 +82,50 @@ def _recognize(args: argparse.Namespace) -> int:
     return 1 if failed else 0
 
 
+def _load_config(path: Path | None) -> Config | None:
+    try:
+        return load_config(path)
+    except ConfigError as exc:
+        print(f"edge-ocr: configuration error: {exc}", file=sys.stderr)
+        return None
+
+
+def _run(args: argparse.Namespace) -> int:
+    from edge_ocr.log import Log, setup
+    from edge_ocr.outbox import OutboxError
+    from edge_ocr.service import Service
+
+    cfg = _load_config(args.config)
+    if cfg is None:
+        return 2
+    setup(cfg.service.log_level)
+    try:
+        service = Service(cfg, args.config)
+    except (FileNotFoundError, ContractError, RuntimeMissingError, OutboxError, ValueError) as exc:
+        Log("edge_ocr.service").error("start_failed", error=str(exc))
+        print(f"edge-ocr: cannot start: {exc}", file=sys.stderr)
+        return 2
+    service.install_signals()
+    return service.run()
+
+
+def _config(args: argparse.Namespace) -> int:
+    from edge_ocr.service import config_summary
+
+    cfg = _load_config(args.config)
+    if cfg is None:
+        return 2
+    print(json.dumps(config_summary(cfg), indent=2, ensure_ascii=False))
+    return 0
+
+
+def _watch(args: argparse.Namespace) -> int:
+    from edge_ocr.watch import watch
+
+    return watch(args.host, args.port, args.base_topic, args.device, args.json, args.seconds,
+                 args.username, os.environ.get("EDGE_OCR_MQTT_PASSWORD", ""))
+
+
 def build_parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(prog="edge-ocr", description="On-device OCR for boards and notebooks.")
     ap.add_argument("--version", action="version", version=f"edge-ocr {__version__}")
@@ -95,12 +142,27 @@ def build_parser() -> argparse.ArgumentParser:
     rec.add_argument("--decoder", choices=DECODERS, default="greedy")
     rec.add_argument("--beam-width", type=int, default=8)
     rec.add_argument("--lm", type=Path, default=None, help="character bigram LM (.npz) used by --decoder beam")
-    rec.add_argument("--lm-weight", type=float, default=0.3)
+    rec.add_argument("--lm-weight", type=float, default=0.1)
     rec.add_argument("--threads", type=int, default=1)
     rec.add_argument("--runtime", choices=("auto", "litert", "tflite"), default="auto")
     rec.add_argument("--no-xnnpack", action="store_true",
                      help="builtin int8 kernels: slower, bit-exact across runtimes (also EDGE_OCR_XNNPACK=0)")
     rec.set_defaults(func=_recognize)
+    run = sub.add_parser("run", help="the daemon: camera frames in, text out over MQTT")
+    run.add_argument("--config", type=Path, default=None, help="TOML file (default: built-in defaults + env)")
+    run.set_defaults(func=_run)
+    cfg = sub.add_parser("config", help="validate a configuration and print it (secrets masked)")
+    cfg.add_argument("--config", type=Path, default=None)
+    cfg.set_defaults(func=_config)
+    w = sub.add_parser("watch", help="subscribe and print pages and line events as they arrive")
+    w.add_argument("--host", default="localhost")
+    w.add_argument("--port", type=int, default=1883)
+    w.add_argument("--base-topic", default="edge-ocr")
+    w.add_argument("--device", default="+", help="device id (default: every device)")
+    w.add_argument("--username", default="", help="password from EDGE_OCR_MQTT_PASSWORD")
+    w.add_argument("--json", action="store_true", help="raw messages as JSON lines")
+    w.add_argument("--seconds", type=float, default=None, help="stop after this long")
+    w.set_defaults(func=_watch)
     return ap
 
 

@@ -68,7 +68,7 @@ def beam_search(
     prune: float = -12.0,
     top_k: int = 16,
     lm: CharBigramLM | None = None,
-    lm_weight: float = 0.3,
+    lm_weight: float = 0.1,
     insertion_bonus: float = 0.5,
 ) -> Decoded:
     """CTC prefix beam search, optionally with a character bigram language model.

@@ -12,9 +12,9 @@ import numpy as np
 from edge_ocr.cache import LineCache
 from edge_ocr.imageio import ImageError, to_bgr8
 from edge_ocr.recognizer import LineResult, Recognizer
-from edge_ocr.vision.clean import clean
-from edge_ocr.vision.lines import crop_line, find_lines
-from edge_ocr.vision.surface import find_surface
+from edge_ocr.vision.clean import clean, ink_gray
+from edge_ocr.vision.lines import crop_quad, find_lines
+from edge_ocr.vision.surface import ANALYSIS_SIDE, locate_surface, rectify, steady_quad
 
 
 @dataclass
@@ -70,10 +70,12 @@ class PageReader:
     """Reads frames into pages; owns the line cache across frames."""
 
     def __init__(self, recognizer: Recognizer, fixed_region: np.ndarray | None = None,
-                 binarizer: str = "sauvola", cache_size: int = 512) -> None:
+                 binarizer: str = "sauvola", cache_size: int = 512, analysis_side: int = ANALYSIS_SIDE) -> None:
         self.recognizer = recognizer
         self.fixed_region = fixed_region
         self.binarizer = binarizer
+        self.analysis_side = analysis_side
+        self._quad: np.ndarray | None = None
         self.cache: LineCache[LineResult] = LineCache(cache_size)
 
     def read(self, frame: np.ndarray, debug: dict[str, np.ndarray] | None = None) -> PageResult:
@@ -86,12 +88,18 @@ class PageReader:
         def lap(name: str) -> None:
             t[name] = time.perf_counter()
 
-        surface = find_surface(frame, self.fixed_region)
+        quad, detected = locate_surface(frame, self.fixed_region)
+        quad = self._quad = steady_quad(self._quad, quad, frame.shape)
+        ink = ink_gray(frame)
+        surface = rectify(ink, quad, self.analysis_side, detected)
         lap("surface")
-        gray, mask = clean(surface.image, self.binarizer)
+        cleaned = clean(surface.image, self.binarizer)
         lap("clean")
-        regions = find_lines(mask)
-        crops = [crop_line(gray, r) for r in regions]
+        regions = find_lines(cleaned.mask)
+        # From the full-resolution frame, unflattened: the recogniser stretches each line's
+        # contrast itself, and dividing by the analysis surface's light measured worse
+        # (page CER 0.066 against 0.051 on the synthesised scenes).
+        crops = [crop_quad(ink, surface.points_to_frame(r.box)) for r in regions]
         lap("split")
         prepared = [self.recognizer.prepare(c) for c in crops]
         results: list[LineResult | None] = [self.cache.lookup(line) for line in prepared]
@@ -107,7 +115,8 @@ class PageReader:
             box = surface.points_to_frame(region.box).round(1).tolist()
             lines.append(PageLine(res.text, res.confidence, box, region.block, res.char_confidences, i not in fresh))
         if debug is not None:
-            debug.update(surface=surface.image, flattened=gray, binarised=mask,
+            debug.update(surface=rectify(frame, quad, self.analysis_side).image, flattened=cleaned.flat,
+                         binarised=cleaned.mask,
                          lines=draw_lines(frame, surface.quad, [ln.box for ln in lines]))
         names = ["surface", "clean", "split", "recognise"]
         prev, timings = t["start"], {}

@@ -50,7 +50,7 @@ class Recognizer:
         decoder: str = "greedy",
         beam_width: int = 8,
         lm: str | Path | None = None,
-        lm_weight: float = 0.3,
+        lm_weight: float = 0.1,
         xnnpack: bool | None = None,
     ) -> None:
         if decoder not in DECODERS:

@@ -27,3 +27,12 @@ def runtime(request: pytest.FixtureRequest) -> str:
 def samples() -> list[tuple[Path, str]]:
     with (SAMPLES / "labels.tsv").open(encoding="utf-8") as f:
         return [(SAMPLES / row["file"], row["text"]) for row in csv.DictReader(f, delimiter="\t")]
+
+
+@pytest.fixture
+def broker(tmp_path: Path):
+    from .broker import Broker
+
+    b = Broker(tmp_path / "broker").start()
+    yield b
+    b.stop()

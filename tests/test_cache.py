@@ -19,9 +19,12 @@ def test_noise_and_jitter_hit_but_one_changed_character_misses() -> None:
     assert cache.lookup(noisy) == "F=ma 2024"
     wider = np.pad(base, ((0, 0), (0, 4)), constant_values=255)
     assert cache.lookup(wider) == "F=ma 2024"
-    assert cache.lookup(_line("F=mb 2024")) is None
-    assert cache.lookup(_line("F=ma 2025")) is None
-    assert cache.hits == 2 and cache.misses == 2 and cache.hit_rate == pytest.approx(0.5)
+    for dx, dy in ((0.4, 0.3), (0.5, 0.5), (0.0, 0.5)):
+        shifted = cv2.warpAffine(base, np.float32([[1, 0, dx], [0, 1, dy]]), (300, 32), borderValue=255)
+        assert cache.lookup(shifted) == "F=ma 2024", "a fraction of a pixel of jitter is the same line"
+    for changed in ("F=mb 2024", "F=ma 2025", "F-ma 2024", "F=ma 2024."):
+        assert cache.lookup(_line(changed)) is None, changed
+    assert cache.hits == 5 and cache.misses == 4 and cache.hit_rate == pytest.approx(5 / 9)
 
 
 def test_capacity_bound_evicts_least_recently_used() -> None:

@@ -59,6 +59,28 @@ def test_page_finds_lines_in_order_and_reads_them(reader: PageReader, samples) -
     assert doc["model"] == "crnn_zh_en_int8" and len(doc["lines"][0]["box"]) == 4
 
 
+def test_a_large_still_reads_like_a_small_frame(reader: PageReader, samples) -> None:
+    """Analysis runs on a bounded surface; crops still come from the full-resolution frame."""
+    frame, labels = _board(samples)
+    big = cv2.resize(frame, None, fx=3.0, fy=3.0, interpolation=cv2.INTER_CUBIC)
+    small_page, big_page = reader.read(frame), PageReader(reader.recognizer).read(big)
+    assert len(big_page.lines) == len(labels)
+    big_cer = score(labels, [ln.text for ln in big_page.lines])["cer"]
+    assert big_cer <= score(labels, [ln.text for ln in small_page.lines])["cer"] + 0.05
+    # Boxes are in the big frame's pixels.
+    assert np.allclose(np.array(big_page.lines[0].box) / 3, np.array(small_page.lines[0].box), atol=12)
+
+
+def test_a_jittering_board_keeps_its_quad_and_its_cache(samples) -> None:
+    frame, _ = _board(samples)
+    reader = PageReader(Recognizer(MODEL))
+    first = reader.read(frame)
+    shifted = np.roll(frame, 2, axis=1)  # the detector sees the board 2 px to the right
+    second = reader.read(shifted)
+    assert second.surface == first.surface
+    assert all(ln.cached for ln in second.lines)
+
+
 def test_unchanged_lines_hit_the_cache(reader: PageReader, samples) -> None:
     frame, _ = _board(samples)
     reader.read(frame)

@@ -6,7 +6,7 @@ import pytest
 
 from edge_ocr.vision.clean import binarize, clean, flatten, ink_gray
 from edge_ocr.vision.lines import crop_line, find_lines
-from edge_ocr.vision.surface import find_quad, find_surface, order_corners
+from edge_ocr.vision.surface import find_quad, find_surface, order_corners, rectify, steady_quad
 
 
 def _board_frame(corners: np.ndarray, size=(960, 540)) -> np.ndarray:
@@ -36,6 +36,24 @@ def test_no_board_falls_back_to_whole_frame_and_fixed_region_is_used() -> None:
     assert abs(fixed.image.shape[1] - 200) <= 2 and abs(fixed.image.shape[0] - 150) <= 2
 
 
+def test_analysis_surface_is_bounded_and_keeps_thin_strokes() -> None:
+    big = np.full((3000, 4000), 240, np.uint8)
+    big[1000:1002, 500:3500] = 30  # a 2-px stroke: a quarter of a pixel after shrinking 4×
+    quad = np.array([[0, 0], [3999, 0], [3999, 2999], [0, 2999]], np.float32)
+    s = rectify(big, quad, max_side=1024)
+    assert max(s.image.shape) == 1024
+    assert s.image[240:262, 300:700].min() < 215, "area averaging keeps the stroke visible"
+    assert np.abs(s.points_to_frame(np.array([[1023, 767]])) - [3999, 2999]).max() < 1
+
+
+def test_steady_quad_ignores_jitter_but_follows_a_moved_camera() -> None:
+    q = np.array([[100, 100], [900, 110], [910, 600], [90, 590]], np.float32)
+    assert steady_quad(q, q + 3, (720, 1280)) is q
+    moved = q + 40
+    assert steady_quad(q, moved, (720, 1280)) is moved
+    assert steady_quad(None, q, (720, 1280)) is q
+
+
 def test_red_marker_stays_as_dark_as_black_ink() -> None:
     img = np.full((20, 40, 3), 250, np.uint8)
     img[5:15, 5:15] = (30, 30, 200)  # red in BGR
@@ -63,7 +81,7 @@ def test_light_ruled_lines_are_not_ink_but_text_on_them_is() -> None:
     for y in range(40, 300, 50):
         cv2.line(img, (0, y), (599, y), (225, 190, 170), 2)  # light blue rule (BGR)
     cv2.putText(img, "ruled text", (40, 138), cv2.FONT_HERSHEY_SIMPLEX, 1.6, (40, 40, 40), 4)
-    _, mask = clean(img)
+    mask = clean(img).mask
     assert mask[40:42, 300:600].max() == 0 and mask[240:242, :].max() == 0
     assert (mask[100:150] > 0).sum() > 500
 

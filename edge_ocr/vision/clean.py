@@ -6,6 +6,8 @@ Gaussian threshold on synthesised scenes); ``binarize`` uses the winner.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import cv2
 import numpy as np
 
@@ -23,11 +25,11 @@ def ink_gray(image: np.ndarray) -> np.ndarray:
     return cv2.min(cv2.min(b, g), r)  # numpy's min over a 3-long axis is ~20× slower
 
 
-def flatten(gray: np.ndarray, stroke: int = 0) -> np.ndarray:
-    """Divide by the estimated background so glare and vignetting do not swallow strokes.
+def background(gray: np.ndarray, stroke: int = 0) -> np.ndarray:
+    """The light falling on the surface, without the strokes (uint8, never 0).
 
-    The background is a grey closing (strokes removed) on a 4× downscaled copy, smoothed
-    and scaled back: cheap on 1080p, and wide enough to bridge marker strokes.
+    A grey closing (strokes removed) on a 4× downscaled copy, smoothed and scaled back:
+    cheap on 1080p, and wide enough to bridge marker strokes.
     """
     h, w = gray.shape
     f = 4 if min(h, w) >= 64 else 1
@@ -35,8 +37,12 @@ def flatten(gray: np.ndarray, stroke: int = 0) -> np.ndarray:
     k = max(5, (stroke or max(h, w) // 60) // f * 2 + 1)
     bg = cv2.morphologyEx(small, cv2.MORPH_CLOSE, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (k, k)))
     bg = cv2.GaussianBlur(bg, (0, 0), k / 2)
-    bg = cv2.max(cv2.resize(bg, (w, h), interpolation=cv2.INTER_LINEAR), 1)
-    return cv2.divide(gray, bg, scale=255.0)  # uint8 in and out, saturating: no float image
+    return cv2.max(cv2.resize(bg, (w, h), interpolation=cv2.INTER_LINEAR), 1)
+
+
+def flatten(gray: np.ndarray) -> np.ndarray:
+    """Divide by the background so glare and vignetting do not swallow strokes."""
+    return cv2.divide(gray, background(gray), scale=255.0)  # uint8 in and out, saturating: no float image
 
 
 def sauvola(
@@ -101,19 +107,26 @@ def rule_mask(gray: np.ndarray, min_len_frac: float = 0.25) -> np.ndarray:
     return cv2.dilate(found, np.ones((3, 3), np.uint8))
 
 
-def clean(surface: np.ndarray, method: str = "sauvola") -> tuple[np.ndarray, np.ndarray]:
-    """(flattened gray for the recogniser, ink mask for segmentation)."""
-    gray = flatten(ink_gray(surface))
-    window = max(15, (min(gray.shape) // 40) | 1)
-    ink = binarize(gray, window, method)
-    rules = rule_mask(gray)
+@dataclass(frozen=True)
+class Cleaned:
+    """A cleaned surface: the flattened gray a person looks at, the mask segmentation uses."""
+
+    flat: np.ndarray  # flattened ink gray, dark on white
+    mask: np.ndarray  # ink 0/255, rules and the surface border removed
+
+
+def clean(surface: np.ndarray, method: str = "sauvola") -> Cleaned:
+    """Flatten, binarise, and drop ruled lines from a rectified surface."""
+    flat = flatten(ink_gray(surface))
+    window = max(15, (min(flat.shape) // 40) | 1)
+    ink = binarize(flat, window, method)
+    rules = rule_mask(flat)
     if rules.any():
         # Keep ink that is thick where it crosses a rule: that is a stroke, not the rule.
         strokes = cv2.morphologyEx(ink, cv2.MORPH_OPEN, np.ones((5, 5), np.uint8))
         ink = cv2.bitwise_and(ink, cv2.bitwise_not(cv2.bitwise_and(rules, cv2.bitwise_not(strokes))))
-    mask = ink
     # The rectified surface's edges carry the board frame and a sliver of background when
     # the quad is a few pixels off; nobody writes there.
-    b = max(3, int(min(mask.shape) * 0.015))
-    mask[:b], mask[-b:], mask[:, :b], mask[:, -b:] = 0, 0, 0, 0
-    return gray, mask
+    b = max(3, int(min(ink.shape) * 0.015))
+    ink[:b], ink[-b:], ink[:, :b], ink[:, -b:] = 0, 0, 0, 0
+    return Cleaned(flat, ink)

@@ -4,6 +4,11 @@ Boards and pages are the large, bright, roughly convex quadrilateral of the scen
 runs on a downscaled copy (a few ms for 1080p); when no confident quadrilateral exists the
 whole frame is used. Mounted cameras never move, so a fixed region from configuration
 skips detection entirely.
+
+The rectified surface is an *analysis* image: at most ``ANALYSIS_SIDE`` pixels on its long
+side, enough to find lines, so that cleaning and splitting cost the same for a 720p frame
+and a 12 MP still. Line crops for the recogniser are cut from the full-resolution frame
+through ``Surface.to_frame``.
 """
 
 from __future__ import annotations
@@ -14,6 +19,7 @@ import cv2
 import numpy as np
 
 DETECT_SIDE = 480
+ANALYSIS_SIDE = 1024
 MIN_AREA, MAX_AREA = 0.15, 0.985
 
 
@@ -21,7 +27,7 @@ MIN_AREA, MAX_AREA = 0.15, 0.985
 class Surface:
     """The rectified surface and how to map its pixels back into the frame."""
 
-    image: np.ndarray
+    image: np.ndarray  # rectified, at most the rectify call's max_side on its long side
     quad: np.ndarray  # (4, 2) float32 corners in frame pixels: tl, tr, br, bl
     to_frame: np.ndarray  # 3×3 homography, rectified → frame
     detected: bool  # False when the whole frame (or a fixed region) was used
@@ -99,41 +105,71 @@ def find_quad(frame: np.ndarray) -> tuple[np.ndarray, float] | None:
     return best
 
 
-def rectify(frame: np.ndarray, quad: np.ndarray, max_side: int | None = None) -> Surface:
-    """Warp ``quad`` to a rectangle whose sides match the quad's mean edge lengths."""
+def rectify(image: np.ndarray, quad: np.ndarray, max_side: int | None = None, detected: bool = True) -> Surface:
+    """Warp ``quad`` to a rectangle whose sides match the quad's mean edge lengths.
+
+    When that rectangle must shrink below half size, the image is first reduced by area
+    averaging: a bilinear warp alone would step over thin strokes.
+    """
     q = order_corners(quad)
     width = (np.linalg.norm(q[1] - q[0]) + np.linalg.norm(q[2] - q[3])) / 2
     height = (np.linalg.norm(q[3] - q[0]) + np.linalg.norm(q[2] - q[1])) / 2
-    if max_side and max(width, height) > max_side:
-        f = max_side / max(width, height)
-        width, height = width * f, height * f
-    w, h = max(8, round(width)), max(8, round(height))
+    f = min(1.0, max_side / max(width, height, 1.0)) if max_side else 1.0
+    w, h = max(8, round(width * f)), max(8, round(height * f))
     dst = np.array([[0, 0], [w - 1, 0], [w - 1, h - 1], [0, h - 1]], np.float32)
-    m = cv2.getPerspectiveTransform(q, dst)
-    image = cv2.warpPerspective(frame, m, (w, h), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
-    return Surface(image, q, cv2.getPerspectiveTransform(dst, q).astype(np.float64), True)
+    to_frame = cv2.getPerspectiveTransform(dst, q).astype(np.float64)
+    src, src_q = image, q
+    if f < 0.5:
+        src = cv2.resize(image, None, fx=f, fy=f, interpolation=cv2.INTER_AREA)
+        src_q = q * np.float32([src.shape[1] / image.shape[1], src.shape[0] / image.shape[0]])
+    m = cv2.getPerspectiveTransform(src_q, dst)
+    warped = cv2.warpPerspective(src, m, (w, h), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+    return Surface(warped, q, to_frame, detected)
 
 
-def whole_frame(frame: np.ndarray) -> Surface:
+def frame_quad(frame: np.ndarray) -> np.ndarray:
     h, w = frame.shape[:2]
-    quad = np.array([[0, 0], [w - 1, 0], [w - 1, h - 1], [0, h - 1]], np.float32)
-    return Surface(frame, quad, np.eye(3, dtype=np.float64), False)
+    return np.array([[0, 0], [w - 1, 0], [w - 1, h - 1], [0, h - 1]], np.float32)
+
+
+def locate_surface(
+    frame: np.ndarray, fixed_region: np.ndarray | None = None, min_confidence: float = 0.5
+) -> tuple[np.ndarray, bool]:
+    """(quad in frame pixels, detected): the fixed region if given (fractions or pixels),
+    else the detected board or page, else the whole frame."""
+    if fixed_region is not None:
+        region = np.asarray(fixed_region, np.float32).reshape(4, 2)
+        if region.max() <= 1.0:
+            region = region * np.array([frame.shape[1] - 1, frame.shape[0] - 1], np.float32)
+        return order_corners(region), False
+    found = find_quad(frame)
+    if found is None or found[1] < min_confidence:
+        return frame_quad(frame), False
+    return found[0], True
+
+
+def steady_quad(previous: np.ndarray | None, quad: np.ndarray, frame_shape: tuple[int, ...],
+                tolerance: float = 0.006) -> np.ndarray:
+    """``previous`` when every corner of ``quad`` lies within ``tolerance`` × the frame's long
+    side of it, else ``quad``.
+
+    Detection on the downscaled frame moves a corner by a few pixels from frame to frame; a
+    moved quad moves every line crop, and the line cache then misses on an unchanged board.
+    """
+    if previous is None or previous.shape != quad.shape:
+        return quad
+    limit = max(4.0, tolerance * max(frame_shape[:2]))
+    return previous if float(np.abs(previous - quad).max()) <= limit else quad
 
 
 def find_surface(
     frame: np.ndarray,
     fixed_region: np.ndarray | None = None,
     min_confidence: float = 0.5,
-    max_side: int | None = 2400,
+    max_side: int | None = ANALYSIS_SIDE,
 ) -> Surface:
     """Rectified board/page: the fixed region if given, else the detected quad, else the frame."""
-    if fixed_region is not None:
-        region = np.asarray(fixed_region, np.float32).reshape(4, 2)
-        if region.max() <= 1.0:
-            region = region * np.array([frame.shape[1] - 1, frame.shape[0] - 1], np.float32)
-        s = rectify(frame, region, max_side)
-        return Surface(s.image, s.quad, s.to_frame, False)
-    found = find_quad(frame)
-    if found is None or found[1] < min_confidence:
-        return whole_frame(frame)
-    return rectify(frame, found[0], max_side)
+    quad, detected = locate_surface(frame, fixed_region, min_confidence)
+    if not detected and fixed_region is None and (not max_side or max(frame.shape[:2]) <= max_side):
+        return Surface(frame, quad, np.eye(3, dtype=np.float64), False)
+    return rectify(frame, quad, max_side, detected)

@@ -1,0 +1,314 @@
+"""The daemon's configuration: one typed structure, loaded from TOML, overridden by the environment.
+
+Every section is a dataclass; every key has a default, so an empty file is a valid
+configuration. ``EDGE_OCR_<SECTION>_<KEY>`` overrides a key (``EDGE_OCR_MQTT_PASSWORD``
+keeps a secret out of the file). Errors name the key: ``mqtt.port: expected an integer
+from 1 to 65535, got 'abc'``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import json
+import os
+import socket
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, get_type_hints
+
+ENV_PREFIX = "EDGE_OCR_"
+
+
+class ConfigError(ValueError):
+    """A configuration problem, naming the key (``section.key``) it is about."""
+
+
+@dataclass
+class DeviceConfig:
+    id: str = ""  # topic segment edge-ocr/<id>/…; empty: the host name
+
+    def validate(self) -> None:
+        if not self.id:
+            self.id = socket.gethostname().split(".")[0] or "edge-ocr"
+        if any(c in self.id for c in "/+#") or not self.id.isprintable():
+            raise ConfigError(f"device.id: must not contain '/', '+', '#' or control characters, got {self.id!r}")
+
+
+@dataclass
+class CaptureConfig:
+    source: str = "auto"  # auto | picamera2 | V4L2 index or /dev/video* | stream URL | video file | image folder
+    width: int = 1920
+    height: int = 1080
+    fps: float = 2.0  # frames examined per second; the gate decides which are recognised
+    loop: bool = False  # replay a video file forever (demos, soak tests)
+    retry_max_s: float = 2.0  # backoff cap while the camera is gone
+    read_timeout_s: float = 5.0
+
+    def validate(self) -> None:
+        _positive("capture.width", self.width)
+        _positive("capture.height", self.height)
+        _positive("capture.fps", self.fps)
+        _positive("capture.retry_max_s", self.retry_max_s)
+        _positive("capture.read_timeout_s", self.read_timeout_s)
+        if not self.source:
+            raise ConfigError("capture.source: must not be empty (use 'auto')")
+
+
+@dataclass
+class VisionConfig:
+    fixed_region: list = field(default_factory=list)  # 4 corners [[x, y], …], fractions or pixels; empty: detect
+    binarizer: str = "sauvola"
+    analysis_side: int = 1024
+
+    def validate(self) -> None:
+        if self.fixed_region:
+            try:
+                ok = len(self.fixed_region) == 4 and all(
+                    len(p) == 2 and all(isinstance(v, int | float) for v in p) for p in self.fixed_region)
+            except TypeError:
+                ok = False
+            if not ok:
+                raise ConfigError(f"vision.fixed_region: expected 4 corners [[x, y], …], got {self.fixed_region!r}")
+        _choice("vision.binarizer", self.binarizer, ("sauvola", "adaptive"))
+        if self.analysis_side < 256:
+            raise ConfigError(f"vision.analysis_side: must be at least 256, got {self.analysis_side}")
+
+
+@dataclass
+class RecognizerConfig:
+    model: str = "models/crnn_zh_en_int8.tflite"
+    threads: int = 1
+    runtime: str = "auto"  # auto | litert | tflite
+    decoder: str = "greedy"
+    beam_width: int = 8
+    lm: str = ""
+    lm_weight: float = 0.1
+    xnnpack: bool = True
+    cache_size: int = 512
+
+    def validate(self) -> None:
+        _positive("recognizer.threads", self.threads)
+        _choice("recognizer.runtime", self.runtime, ("auto", "litert", "tflite"))
+        _choice("recognizer.decoder", self.decoder, ("greedy", "beam"))
+        _positive("recognizer.beam_width", self.beam_width)
+        _positive("recognizer.cache_size", self.cache_size)
+
+
+@dataclass
+class GateConfig:
+    pixel_delta: int = 24  # gray levels by which a pixel must differ to count as changed
+    motion: float = 0.01  # changed fraction between consecutive frames that means something moves
+    stable_frames: int = 2  # motionless frames in a row before the board counts as stable
+    change: float = 0.0003  # changed fraction since the last recognised frame: about one new character
+
+    def validate(self) -> None:
+        _positive("gate.pixel_delta", self.pixel_delta)
+        _fraction("gate.motion", self.motion)
+        _fraction("gate.change", self.change)
+        _positive("gate.stable_frames", self.stable_frames)
+
+
+@dataclass
+class MqttConfig:
+    enabled: bool = True
+    host: str = "localhost"
+    port: int = 1883
+    username: str = ""
+    password: str = field(default="", repr=False)
+    tls: bool = False
+    ca_file: str = ""
+    cert_file: str = ""
+    key_file: str = ""
+    base_topic: str = "edge-ocr"
+    keepalive: int = 30
+    protocol: str = "auto"  # auto (MQTT 5, falling back to 3.1.1) | 5 | 3.1.1
+    home_assistant: bool = False
+    discovery_prefix: str = "homeassistant"
+
+    def validate(self) -> None:
+        if not 1 <= self.port <= 65535:
+            raise ConfigError(f"mqtt.port: expected an integer from 1 to 65535, got {self.port}")
+        _choice("mqtt.protocol", self.protocol, ("auto", "5", "3.1.1"))
+        if self.keepalive < 5:
+            raise ConfigError(f"mqtt.keepalive: must be at least 5 seconds, got {self.keepalive}")
+        for key in ("ca_file", "cert_file", "key_file"):
+            path = getattr(self, key)
+            if path and not Path(path).is_file():
+                raise ConfigError(f"mqtt.{key}: no such file: {path}")
+        if self.cert_file and not self.tls:
+            raise ConfigError("mqtt.cert_file: a client certificate needs mqtt.tls = true")
+        if self.password and not self.username:
+            raise ConfigError("mqtt.password: set mqtt.username too")
+        if not self.base_topic or any(c in self.base_topic for c in "+#"):
+            raise ConfigError(f"mqtt.base_topic: must be non-empty without '+' or '#', got {self.base_topic!r}")
+
+
+@dataclass
+class OutboxConfig:
+    path: str = ""  # default: <service.state_dir>/outbox.sqlite3
+    max_messages: int = 10_000  # when full, the oldest messages are dropped (and counted)
+
+    def validate(self) -> None:
+        _positive("outbox.max_messages", self.max_messages)
+
+
+@dataclass
+class ServiceConfig:
+    state_dir: str = ""  # default: $STATE_DIRECTORY (systemd), else ./state
+    log_level: str = "info"
+    drain_timeout_s: float = 10.0  # on shutdown, how long to wait for the broker to take the outbox
+    stdout_pages: bool = False  # also print every page as a JSON line
+
+    def validate(self) -> None:
+        if not self.state_dir:
+            self.state_dir = os.environ.get("STATE_DIRECTORY", "").split(":")[0] or "state"
+        _choice("service.log_level", self.log_level, ("debug", "info", "warning", "error"))
+        if self.drain_timeout_s < 0:
+            raise ConfigError(f"service.drain_timeout_s: must be ≥ 0, got {self.drain_timeout_s}")
+
+
+@dataclass
+class Config:
+    device: DeviceConfig = field(default_factory=DeviceConfig)
+    capture: CaptureConfig = field(default_factory=CaptureConfig)
+    vision: VisionConfig = field(default_factory=VisionConfig)
+    recognizer: RecognizerConfig = field(default_factory=RecognizerConfig)
+    gate: GateConfig = field(default_factory=GateConfig)
+    mqtt: MqttConfig = field(default_factory=MqttConfig)
+    outbox: OutboxConfig = field(default_factory=OutboxConfig)
+    service: ServiceConfig = field(default_factory=ServiceConfig)
+
+    @property
+    def outbox_path(self) -> Path:
+        return Path(self.outbox.path) if self.outbox.path else Path(self.service.state_dir) / "outbox.sqlite3"
+
+    def validate(self) -> Config:
+        for f in dataclasses.fields(self):
+            getattr(self, f.name).validate()
+        return self
+
+
+def load(path: str | Path | None = None, environ: dict[str, str] | None = None) -> Config:
+    """The configuration from ``path`` (optional) with environment overrides, validated."""
+    data: dict[str, Any] = {}
+    if path is not None:
+        p = Path(path)
+        try:
+            raw = p.read_bytes()
+        except OSError as exc:
+            raise ConfigError(f"cannot read configuration {p}: {exc.strerror or exc}") from None
+        try:
+            data = tomllib.loads(raw.decode("utf-8"))
+        except UnicodeDecodeError as exc:
+            raise ConfigError(f"{p}: not UTF-8 text (byte {exc.start})") from None
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"{p}: {exc}") from None
+    _apply_env(data, os.environ if environ is None else environ)
+    return from_dict(data).validate()
+
+
+def from_dict(data: dict[str, Any]) -> Config:
+    sections = {f.name: f for f in dataclasses.fields(Config)}
+    kwargs = {}
+    for name, table in data.items():
+        if name not in sections:
+            raise ConfigError(f"{name}: unknown section{_suggest(name, sections)}")
+        if not isinstance(table, dict):
+            raise ConfigError(f"{name}: expected a table ([{name}]), got {type(table).__name__}")
+        kwargs[name] = _section(get_type_hints(Config)[name], name, table)
+    return Config(**kwargs)
+
+
+def _section(cls: type, name: str, table: dict[str, Any]) -> Any:
+    hints = get_type_hints(cls)
+    values = {}
+    for key, value in table.items():
+        if key not in hints:
+            raise ConfigError(f"{name}.{key}: unknown key{_suggest(key, hints)}")
+        values[key] = _typed(f"{name}.{key}", hints[key], value)
+    return cls(**values)
+
+
+def _typed(key: str, kind: type, value: Any) -> Any:
+    if kind is bool:
+        if isinstance(value, bool):
+            return value
+        raise ConfigError(f"{key}: expected true or false, got {value!r}")
+    if kind is int:
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+        raise ConfigError(f"{key}: expected an integer, got {value!r}")
+    if kind is float:
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            return float(value)
+        raise ConfigError(f"{key}: expected a number, got {value!r}")
+    if kind is str:
+        if isinstance(value, str):
+            return value
+        if isinstance(value, int) and not isinstance(value, bool):  # source = 0 (a V4L2 index)
+            return str(value)
+        raise ConfigError(f"{key}: expected a string, got {value!r}")
+    if kind is list:
+        if isinstance(value, list):
+            return value
+        raise ConfigError(f"{key}: expected a list, got {value!r}")
+    raise ConfigError(f"{key}: unsupported type {kind}")
+
+
+def _apply_env(data: dict[str, Any], environ: Any) -> None:
+    """``EDGE_OCR_<SECTION>_<KEY>=value`` into ``data``. Variables whose first word is not a
+    section (``EDGE_OCR_RUNTIME``, read by the interpreter) are left alone."""
+    sections = {f.name: get_type_hints(get_type_hints(Config)[f.name]) for f in dataclasses.fields(Config)}
+    for var, text in environ.items():
+        if not var.startswith(ENV_PREFIX):
+            continue
+        section, _, key = var[len(ENV_PREFIX):].lower().partition("_")
+        if section not in sections or not key:
+            continue
+        name = f"{section}.{key}"
+        if key not in sections[section]:
+            raise ConfigError(f"{name} (from {var}): unknown key{_suggest(key, sections[section])}")
+        data.setdefault(section, {})[key] = _from_text(name, var, sections[section][key], text)
+
+
+def _from_text(name: str, var: str, kind: type, text: str) -> Any:
+    try:
+        if kind is bool:
+            low = text.strip().lower()
+            if low in ("1", "true", "yes", "on"):
+                return True
+            if low in ("0", "false", "no", "off"):
+                return False
+            raise ValueError
+        if kind is int:
+            return int(text)
+        if kind is float:
+            return float(text)
+        if kind is list:
+            return json.loads(text)
+        return text
+    except ValueError:
+        raise ConfigError(f"{name} (from {var}): cannot read {text!r} as {kind.__name__}") from None
+
+
+def _suggest(word: str, options: Any) -> str:
+    close = difflib.get_close_matches(word, list(options), n=1)
+    return f" (did you mean {close[0]!r}?)" if close else ""
+
+
+def _positive(key: str, value: float) -> None:
+    if value <= 0:
+        raise ConfigError(f"{key}: must be positive, got {value}")
+
+
+def _fraction(key: str, value: float) -> None:
+    if not 0 < value < 1:
+        raise ConfigError(f"{key}: must be between 0 and 1, got {value}")
+
+
+def _choice(key: str, value: str, options: tuple[str, ...]) -> None:
+    if value not in options:
+        raise ConfigError(f"{key}: must be one of {', '.join(options)}; got {value!r}")
+

@@ -1,0 +1,267 @@
+"""The daemon: capture → gate → vision/recognise → document diff → outbox → MQTT.
+
+One loop on the main thread; MQTT sending and the systemd watchdog run beside it. Signals
+only set flags: SIGTERM/SIGINT stop (the outbox is drained for ``service.drain_timeout_s``),
+SIGHUP reloads the configuration (an invalid file is reported and the old one kept).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import signal
+import sys
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+
+from edge_ocr import config as config_mod
+from edge_ocr import systemd
+from edge_ocr.capture import Capture, make_camera
+from edge_ocr.config import Config, ConfigError
+from edge_ocr.document import diff
+from edge_ocr.gate import Gate
+from edge_ocr.imageio import ImageError
+from edge_ocr.log import Log, setup
+from edge_ocr.mqtt import MqttPublisher
+from edge_ocr.outbox import Outbox, OutboxError
+from edge_ocr.page import PageLine, PageReader, PageResult
+from edge_ocr.recognizer import Recognizer
+
+ROOT = Path(__file__).resolve().parent.parent
+HEALTH_EVERY_S = 10.0
+log = Log("edge_ocr.service")
+
+
+def resolve(path: str) -> Path:
+    """A configured path as given, or relative to the project root (where models/ lives)."""
+    p = Path(path)
+    return p if p.is_absolute() or p.exists() else ROOT / p
+
+
+def build_reader(cfg: Config) -> PageReader:
+    r = cfg.recognizer
+    rec = Recognizer(resolve(r.model), num_threads=r.threads, runtime=r.runtime,
+                     decoder=r.decoder, beam_width=r.beam_width, lm=resolve(r.lm) if r.lm else None,
+                     lm_weight=r.lm_weight, xnnpack=r.xnnpack)
+    region = np.asarray(cfg.vision.fixed_region, np.float32) if cfg.vision.fixed_region else None
+    return PageReader(rec, region, cfg.vision.binarizer, r.cache_size, cfg.vision.analysis_side)
+
+
+class Service:
+    def __init__(self, cfg: Config, config_path: str | Path | None = None) -> None:
+        self.cfg, self.config_path = cfg, config_path
+        self.stop = threading.Event()
+        self._capture_stop = threading.Event()
+        self._reload = threading.Event()
+        self._capture_now = threading.Event()
+        self.watchdog = systemd.Watchdog()
+        self.started = time.time()
+        self.counters = {"frames_seen": 0, "frames_recognised": 0, "pages_published": 0, "events_published": 0,
+                         "frame_errors": 0}
+        self.faults: dict[str, str | None] = {"camera": None, "outbox": None, "mqtt": None}
+        self.last_frame_ts: float | None = None
+        self.last_page: dict | None = None
+        self._lines: list[PageLine] | None = None
+        self._health_at = 0.0
+        self.reader = build_reader(cfg)
+        self.gate = Gate(cfg.gate)
+        self.outbox = Outbox(cfg.outbox_path, cfg.outbox.max_messages)
+        self.publisher = self._make_publisher(cfg)
+
+    def _make_publisher(self, cfg: Config) -> MqttPublisher | None:
+        if not cfg.mqtt.enabled:
+            return None
+        return MqttPublisher(cfg.mqtt, cfg.device.id, self.outbox, self._command)
+
+    # -- control -------------------------------------------------------------------------
+
+    def _command(self, command: str) -> None:
+        if command == "capture":
+            self._capture_now.set()
+        elif command == "reload":
+            self._reload.set()
+
+    def request_stop(self, *_: object) -> None:
+        self.stop.set()
+        self._capture_stop.set()
+
+    def request_reload(self, *_: object) -> None:
+        self._reload.set()
+
+    def install_signals(self) -> None:
+        signal.signal(signal.SIGTERM, self.request_stop)
+        signal.signal(signal.SIGINT, self.request_stop)
+        signal.signal(signal.SIGHUP, self.request_reload)
+
+    def _apply_reload(self) -> None:
+        self._reload.clear()
+        if self.config_path is None:
+            log.warning("reload_ignored", reason="no configuration file")
+            return
+        try:
+            new = config_mod.load(self.config_path)
+        except ConfigError as exc:
+            log.error("reload_failed", error=str(exc), kept="previous configuration")
+            return
+        old, self.cfg = self.cfg, new
+        setup(new.service.log_level)
+        if (new.recognizer, new.vision) != (old.recognizer, old.vision):
+            self.reader = build_reader(new)
+        if new.gate != old.gate:
+            self.gate = Gate(new.gate)
+        if new.capture != old.capture:
+            self._capture_stop.set()  # the capture loop reopens with the new source
+        if (new.mqtt, new.device) != (old.mqtt, old.device) or new.outbox != old.outbox:
+            if self.publisher is not None:
+                self.publisher.stop(drain_timeout_s=2.0)
+            if new.outbox != old.outbox:
+                self.outbox.close()
+                self.outbox = Outbox(new.outbox_path, new.outbox.max_messages)
+            self.publisher = self._make_publisher(new)
+            if self.publisher is not None:
+                self.publisher.start()
+        log.info("reloaded", config=str(self.config_path))
+
+    # -- main loop -----------------------------------------------------------------------
+
+    def run(self) -> int:
+        """Run until stopped or a finite source ends; returns the process exit code."""
+        if self.publisher is not None:
+            self.publisher.start()
+        self.watchdog.start()
+        systemd.notify("READY=1\nSTATUS=watching " + self.cfg.capture.source)
+        log.info("started", device=self.cfg.device.id, source=self.cfg.capture.source,
+                 model=self.reader.recognizer.contract.id, outbox=str(self.cfg.outbox_path),
+                 outbox_depth=self.outbox.depth())
+        try:
+            while not self.stop.is_set():
+                self._capture_stop.clear()
+                camera = make_camera(self.cfg.capture)
+                capture = Capture(camera, self.cfg.capture.fps, self.cfg.capture.retry_max_s, self._capture_stop,
+                                  on_fault=self._camera_fault, on_recover=self._camera_back, tick=self._tick)
+                log.info("capture_open", camera=camera.name)
+                for frame in capture.frames():
+                    self._on_frame(frame.image, frame.seq, frame.ts)
+                if not self._capture_stop.is_set():
+                    log.info("end_of_stream", camera=camera.name, frames=capture.seq)
+                    break
+        finally:
+            self._shutdown()
+        return 0
+
+    def _tick(self) -> None:
+        self.watchdog.progress()
+        if self._reload.is_set():
+            self._apply_reload()
+        self._update_health()
+
+    def _camera_fault(self, message: str) -> None:
+        self.faults["camera"] = message
+        log.error("camera_fault", error=message)
+        systemd.notify(f"STATUS=camera fault: {message}")
+        self._update_health(force=True)
+
+    def _camera_back(self) -> None:
+        self.faults["camera"] = None
+        log.info("camera_recovered")
+        systemd.notify("STATUS=watching " + self.cfg.capture.source)
+        self._update_health(force=True)
+
+    def _on_frame(self, image: np.ndarray, seq: int, ts: float) -> None:
+        self.counters["frames_seen"] += 1
+        self.last_frame_ts = ts
+        if self._capture_now.is_set():
+            self._capture_now.clear()
+            self.gate.force()
+        decision = self.gate.check(image)
+        if not decision.recognise:
+            log.debug("frame_skipped", frame=seq, reason=decision.reason, motion=decision.motion,
+                      change=decision.change)
+            return
+        try:
+            page = self.reader.read(image)
+        except ImageError as exc:
+            self.counters["frame_errors"] += 1
+            log.error("frame_rejected", frame=seq, error=str(exc))
+            return
+        self.gate.accept()
+        self.counters["frames_recognised"] += 1
+        events = diff(self._lines or [], page.lines)
+        if self._lines is not None and not events and decision.reason != "forced":
+            log.debug("page_unchanged", frame=seq, lines=len(page.lines))
+            return
+        self._publish(page, events, seq, ts)
+
+    def _publish(self, page: PageResult, events: list, seq: int, ts: float) -> None:
+        body = {"device": self.cfg.device.id, "ts": round(time.time(), 3),
+                "frame": {"seq": seq, "ts": round(ts, 3)}, **page.to_dict()}
+        topics = self.publisher.topics if self.publisher else None
+        items = [(topics.page if topics else "page", body, True)]
+        items += [(topics.events if topics else "events",
+                   {"device": self.cfg.device.id, "ts": body["ts"], "frame": body["frame"], **e.to_dict()}, False)
+                  for e in events]
+        try:
+            if self.publisher is None:  # no broker to deliver to: number the messages, keep nothing
+                stored = [self.outbox.stamp(b) for _, b, _ in items]
+            else:
+                stored = self.outbox.enqueue(items)
+        except OutboxError as exc:
+            # Nothing was stored; the next changed frame tries again with the then-current page.
+            self.faults["outbox"] = str(exc)
+            log.error("outbox_write_failed", error=str(exc))
+            self._update_health(force=True)
+            return
+        if self.faults["outbox"]:
+            self.faults["outbox"] = None
+            self._update_health(force=True)
+        self._lines = page.lines
+        self.last_page = stored[0]
+        self.counters["pages_published"] += 1
+        self.counters["events_published"] += len(events)
+        if self.publisher is not None:
+            self.publisher.wake()
+        log.info("page", frame=seq, seq=stored[0]["seq"], lines=len(page.lines), events=len(events),
+                 recognise_ms=page.timings_ms.get("recognise", 0.0), total_ms=page.timings_ms.get("total", 0.0))
+        if self.cfg.service.stdout_pages:
+            for doc in stored:
+                sys.stdout.write(json.dumps(doc, ensure_ascii=False) + "\n")
+            sys.stdout.flush()
+
+    def health(self) -> dict:
+        mqtt_error = self.publisher.last_error if self.publisher else None
+        faults = {k: v for k, v in {**self.faults, "mqtt": mqtt_error}.items() if v}
+        return {"device": self.cfg.device.id, "state": "degraded" if faults else "ok", "faults": faults,
+                "model": self.reader.recognizer.contract.id, "uptime_s": round(time.time() - self.started, 1),
+                "last_frame_ts": self.last_frame_ts, "outbox_depth": self.outbox.depth(),
+                "outbox_dropped": self.outbox.dropped,
+                "mqtt_connected": bool(self.publisher and self.publisher.connected.is_set()), **self.counters}
+
+    def _update_health(self, force: bool = False) -> None:
+        now = time.monotonic()
+        if self.publisher is None or (not force and now - self._health_at < HEALTH_EVERY_S):
+            return
+        self._health_at = now
+        try:
+            self.publisher.set_health(self.outbox.stamp(self.health()))
+        except OutboxError as exc:
+            self.faults["outbox"] = str(exc)
+
+    def _shutdown(self) -> None:
+        systemd.notify("STOPPING=1")
+        self.watchdog.stop()
+        left = 0
+        if self.publisher is not None:
+            left = self.publisher.stop(self.cfg.service.drain_timeout_s)
+        log.info("stopped", outbox_left=left, **self.counters)
+        self.outbox.close()
+
+
+def config_summary(cfg: Config) -> dict:
+    """The configuration as a dict with secrets masked (for ``edge-ocr config``)."""
+    doc = dataclasses.asdict(cfg)
+    if doc["mqtt"]["password"]:
+        doc["mqtt"]["password"] = "***"
+    return doc

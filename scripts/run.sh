@@ -1,0 +1,45 @@
+#!/usr/bin/env bash
+# `make run`: a local mosquitto, the daemon on the camera (else the bundled sample video of a
+# board being written on), and a subscriber in this terminal showing the pages as they arrive.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+VENV=${VENV:-.venv}
+STATE=${STATE:-state/run}
+mkdir -p "$STATE"
+
+pids=()
+cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; }
+trap cleanup EXIT INT TERM
+
+if "$VENV/bin/python" -c 'import socket,sys; sys.exit(socket.socket().connect_ex(("127.0.0.1",1883)))' 2>/dev/null; then
+  PORT=1883
+  echo "== broker: the MQTT broker already listening on localhost:1883"
+else
+  MOSQUITTO=$(command -v mosquitto || echo /usr/sbin/mosquitto)
+  [ -x "$MOSQUITTO" ] || { echo "mosquitto is not installed: sudo apt install mosquitto"; exit 1; }
+  PORT=$("$VENV/bin/python" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+  mkdir -p "$STATE/broker"
+  printf 'listener %s 127.0.0.1\nallow_anonymous true\npersistence true\npersistence_location %s/\n' \
+    "$PORT" "$(pwd)/$STATE/broker" > "$STATE/broker/mosquitto.conf"
+  "$MOSQUITTO" -c "$STATE/broker/mosquitto.conf" > "$STATE/broker/mosquitto.log" 2>&1 &
+  pids+=($!)
+  echo "== broker: mosquitto on localhost:$PORT (log $STATE/broker/mosquitto.log)"
+  sleep 0.5
+fi
+
+echo "== subscriber: pages and line events as they arrive (Ctrl-C stops everything)"
+"$VENV/bin/edge-ocr" watch --port "$PORT" &
+pids+=($!)
+sleep 0.5
+
+echo "== daemon: edge-ocr run --config config/edge-ocr.toml (log $STATE/daemon.log)"
+set +e
+EDGE_OCR_MQTT_PORT=$PORT EDGE_OCR_SERVICE_STATE_DIR=$STATE/daemon \
+  "$VENV/bin/edge-ocr" run --config config/edge-ocr.toml > "$STATE/daemon.log" 2>&1
+rc=$?
+set -e
+sleep 1
+if [ $rc != 0 ]; then echo "== daemon exited with $rc; last log lines:"; tail -n 15 "$STATE/daemon.log"; exit $rc; fi
+echo
+echo "== done: the video has ended. The daemon's log is $STATE/daemon.log; its summary:"
+grep 'event=stopped' "$STATE/daemon.log" | tail -n 1
