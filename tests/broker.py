@@ -120,3 +120,62 @@ class Subscriber:
     def close(self) -> None:
         self.client.disconnect()
         self.client.loop_stop()
+
+
+class Mqtt311OnlyProxy:
+    """Stands in for a broker that predates MQTT 5 (mosquitto cannot be told to refuse it):
+    a CONNECT at protocol level 5 gets the 3.1.1 answer "unacceptable protocol version"
+    (CONNACK return code 1) and the connection is closed; any other connection is piped
+    byte for byte to the real mosquitto behind."""
+
+    def __init__(self, upstream_port: int) -> None:
+        import threading
+
+        self.upstream = upstream_port
+        self.server = socket.socket()
+        self.server.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.server.bind(("127.0.0.1", 0))
+        self.server.listen(8)
+        self.port = self.server.getsockname()[1]
+        self.refused_v5 = 0
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        import threading
+
+        while True:
+            try:
+                client, _ = self.server.accept()
+            except OSError:
+                return
+            threading.Thread(target=self._serve, args=(client,), daemon=True).start()
+
+    def _serve(self, client: socket.socket) -> None:
+        import threading
+
+        first = client.recv(4096)
+        # CONNECT: fixed header, remaining length, then "\0\4MQTT" and the protocol level byte.
+        i = first.find(b"\x00\x04MQTT")
+        if i > 0 and first[i + 6] == 5:
+            self.refused_v5 += 1
+            client.sendall(b"\x20\x02\x00\x01")
+            client.close()
+            return
+        upstream = socket.create_connection(("127.0.0.1", self.upstream))
+        upstream.sendall(first)
+
+        def pipe(a: socket.socket, b: socket.socket) -> None:
+            try:
+                while data := a.recv(4096):
+                    b.sendall(data)
+            except OSError:
+                pass
+            finally:
+                a.close()
+                b.close()
+
+        threading.Thread(target=pipe, args=(upstream, client), daemon=True).start()
+        pipe(client, upstream)
+
+    def close(self) -> None:
+        self.server.close()

@@ -23,9 +23,12 @@ from jsonschema import Draft202012Validator
 from convert.metrics import score
 from edge_ocr import config as config_mod
 from edge_ocr import service as service_mod
+from edge_ocr.config import MqttConfig
+from edge_ocr.mqtt import MqttPublisher
+from edge_ocr.outbox import Outbox
 from edge_ocr.service import Service
 
-from .broker import Broker, Subscriber, free_port
+from .broker import Broker, Mqtt311OnlyProxy, Subscriber, free_port
 
 ROOT = Path(__file__).resolve().parent.parent
 VIDEO = ROOT / "samples" / "board.mp4"
@@ -231,6 +234,21 @@ def test_mqtt_311_broker_session(broker: Broker, tmp_path: Path) -> None:
     sub.close()
 
 
+def test_mqtt5_falls_back_to_311_with_an_old_broker(broker: Broker, tmp_path: Path) -> None:
+    proxy = Mqtt311OnlyProxy(broker.port)
+    cfg = MqttConfig(host="127.0.0.1", port=proxy.port)
+    pub = MqttPublisher(cfg, "old", Outbox(tmp_path / "outbox.sqlite3"))
+    pub.outbox.enqueue([(pub.topics.page, {"text": "via 3.1.1"}, True)])
+    pub.start()
+    deadline = time.monotonic() + 15
+    while pub.acked < 1 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert pub.acked == 1, pub.last_error
+    pub.stop()
+    proxy.close()
+    assert proxy.refused_v5 >= 1 and pub.protocol.name == "MQTTv311"
+
+
 def _notify_socket(path: Path) -> socket.socket:
     s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
     s.bind(str(path))
@@ -250,11 +268,17 @@ def test_systemd_ready_and_watchdog_while_running(broker: Broker, tmp_path: Path
     s = _notify_socket(tmp_path / "notify")
     empty = tmp_path / "frames"
     empty.mkdir()
+    config = tmp_path / "edge-ocr.toml"
+    config.write_text("[service]\nlog_level = 'info'\n")
     proc = _daemon(_env(broker.port, tmp_path / "state", EDGE_OCR_CAPTURE_SOURCE=str(empty),
-                        NOTIFY_SOCKET=str(tmp_path / "notify"), WATCHDOG_USEC="400000"))
-    messages = _received(s, 6.0)
+                        NOTIFY_SOCKET=str(tmp_path / "notify"), WATCHDOG_USEC="400000"), "--config", str(config))
+    messages = _received(s, 4.0)
+    config.write_text("[service]\nlog_level = 'debug'\n")
+    proc.send_signal(signal.SIGHUP)
+    messages += _received(s, 2.0)
     proc.send_signal(signal.SIGTERM)
-    proc.communicate(timeout=30)
+    out, _ = proc.communicate(timeout=30)
+    assert "event=reloaded" in out and proc.returncode == 0, out
     assert any(m.startswith("READY=1") for m in messages), messages
     assert messages.count("WATCHDOG=1") >= 5
     assert "STOPPING=1" in _received(s, 0.5) + messages

@@ -101,3 +101,4 @@ def test_bad_credentials_or_certificate_are_clear_errors(tls_broker, tmp_path: P
     assert pub.outbox.depth() == 1, "nothing is lost while the broker refuses us"
     assert PASSWORD not in caplog.text and "wrong" not in caplog.text.replace("wrong password", "")
     _ = Subscriber  # the same helpers as the plain tests
+
