@@ -11,7 +11,7 @@ APT_CONVERT := fonts-noto-cjk fonts-wqy-zenhei fonts-wqy-microhei fonts-arphic-u
 	fonts-humor-sans fonts-breip fonts-femkeklaver fonts-kristi fonts-rufscript fonts-comic-neue \
 	fonts-dejavu-core fonts-liberation2 fonts-smiley-sans fortunes-zh fortunes fortunes-min wamerican
 
-.PHONY: run deps-runtime test test-runtime test-toolchain lint model data train export evaluate samples lm lm-tune bench-daemon bench-vision clean
+.PHONY: run deps-runtime deps-test test test-runtime test-toolchain lint model data train export evaluate samples lm lm-tune bench-daemon bench-vision clean
 
 # Install Debian packages only when root and only those missing (idempotent, quiet when done).
 define apt_install
@@ -42,9 +42,13 @@ $(CVENV)/.done: requirements/convert.txt requirements/runtime.txt
 run: $(VENV)/.done deps-runtime
 	@scripts/run.sh
 
-# The daemon's broker, for `make run` and the tests (installed when root and missing).
+# The daemon's broker for `make run`; the tests also need openssl (TLS certificates) and a
+# headless Chromium (the web page). Installed when root and missing.
 deps-runtime:
-	$(call apt_install,mosquitto openssl)
+	$(call apt_install,mosquitto)
+
+deps-test:
+	$(call apt_install,mosquitto openssl chromium)
 
 # pytest exit 5 means "no tests collected": that is a failure here, not a pass.
 define pytest
@@ -53,7 +57,7 @@ endef
 
 test: test-runtime test-toolchain lint
 
-test-runtime: $(VENV)/.done deps-runtime
+test-runtime: $(VENV)/.done deps-test
 	$(call pytest,$(PY),tests --ignore=tests/toolchain)
 
 test-toolchain: $(CVENV)/.done
@@ -93,7 +97,7 @@ lm-tune: $(CVENV)/.done
 	$(CPY) -m convert.lm_tune --report models/lm_zh_en.tune.md $(if $(wildcard $(DEVSET)/labels.tsv),--devset $(DEVSET))
 
 bench-daemon: $(VENV)/.done
-	$(PY) -m edge_ocr.bench --report reports/daemon_bench.md
+	$(VENV)/bin/edge-ocr bench --report reports/daemon_bench.md
 
 bench-vision: $(CVENV)/.done
 	$(CPY) -m convert.vision_bench --count 100 --report reports/vision.md

@@ -1,4 +1,4 @@
-"""``edge-ocr bench``: what a frame costs inside the daemon's loop, on this device.
+"""``edge-ocr bench``: what a frame costs inside the daemon's loop, and what an API call costs.
 
 Frames are the last frame of the bundled sample video (a board with five lines) scaled to
 1920×1080, with fresh sensor noise each time. Measured through ``Service._on_frame`` (gate,
@@ -10,7 +10,7 @@ vision, recogniser, diff, outbox), with MQTT off so that only this process is ti
 
 from __future__ import annotations
 
-import argparse
+import json
 import statistics
 import tempfile
 import time
@@ -75,6 +75,50 @@ def run(frames: int = 200) -> dict[str, float]:
             "cache_hit_rate": svc.reader.cache.hit_rate}
 
 
+def api_latency(requests: int = 100) -> dict[str, float]:
+    """Client-side time of ``POST /api/ocr`` with one sample line (multipart, keep-alive),
+    through a real socket to the API in this process."""
+    import http.client
+    import socket
+    import threading
+
+    from edge_ocr.api import build_api
+    from edge_ocr.config import HttpConfig
+    from edge_ocr.recognizer import Recognizer
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    root = SAMPLE_VIDEO.parent / "lines"
+    line = sorted(root.glob("*.png"))[0]
+    data = line.read_bytes()
+    api = build_api(HttpConfig(port=port, threads=1), Recognizer(Path(__file__).resolve().parent.parent
+                                                                 / "models" / "crnn_zh_en_int8.tflite"))
+    stop = threading.Event()
+    threading.Thread(target=api.serve, args=(stop,), daemon=True).start()
+    body = (b"--b0undary\r\nContent-Disposition: form-data; name=\"image\"; filename=\"line.png\"\r\n\r\n"
+            + data + b"\r\n--b0undary--\r\n")
+    headers = {"Content-Type": "multipart/form-data; boundary=b0undary"}
+    for _ in range(100):
+        try:
+            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+            conn.request("GET", "/openapi.json")
+            conn.getresponse().read()
+            break
+        except OSError:
+            time.sleep(0.05)
+    times, server = [], []
+    for _ in range(requests):
+        t0 = time.perf_counter()
+        conn.request("POST", "/api/ocr?mode=line", body=body, headers=headers)
+        reply = conn.getresponse().read()
+        times.append((time.perf_counter() - t0) * 1000)
+        server.append(json.loads(reply)["processing_time_ms"])
+    stop.set()
+    return {"api_median_ms": statistics.median(times), "api_p90_ms": float(np.percentile(times, 90)),
+            "api_server_median_ms": statistics.median(server), "api_requests": requests, "api_line": line.name}
+
+
 def report(r: dict[str, float]) -> str:
     return "\n".join([
         "# Daemon frame costs (1920×1080 sample board, 1 thread)", "",
@@ -83,6 +127,9 @@ def report(r: dict[str, float]) -> str:
         f"| unchanged board, median of {r['unchanged_frames']} | {r['unchanged_median_ms']:.2f} |",
         f"| unchanged board, p90 | {r['unchanged_p90_ms']:.2f} |",
         f"| one line changed (cache warm), median | {r['changed_median_ms']:.1f} |", "",
+        f"`POST /api/ocr` with one line ({r['api_line']}), {r['api_requests']} requests over one keep-alive "
+        f"connection, 1 thread: median {r['api_median_ms']:.1f} ms, p90 {r['api_p90_ms']:.1f} ms at the client "
+        f"({r['api_server_median_ms']:.1f} ms of it recognition).", "",
         f"Messages sent while the board was unchanged: {r['sent_while_unchanged']}. "
         f"Line cache hit rate: {r['cache_hit_rate']:.2f}.", ""])
 
@@ -94,15 +141,3 @@ def emit(text: str, path: Path | None) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(text, encoding="utf-8")
 
-
-def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--frames", type=int, default=200)
-    ap.add_argument("--report", type=Path, default=None)
-    a = ap.parse_args(argv)
-    emit(report(run(a.frames)), a.report)
-    return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

@@ -17,18 +17,10 @@ from edge_ocr.config import load as load_config
 from edge_ocr.contract import ContractError
 from edge_ocr.imageio import ImageError, read_image
 from edge_ocr.interpreter import RuntimeMissingError
-from edge_ocr.page import PageReader
+from edge_ocr.page import PageReader, is_page
 from edge_ocr.recognizer import DECODERS, Recognizer
 
 DEFAULT_MODEL = Path(__file__).resolve().parent.parent / "models" / "crnn_zh_en_int8.tflite"
-
-
-def _is_page(image: np.ndarray, mode: str) -> bool:
-    """Auto mode: a single line is a short, wide strip; anything else is a frame to segment."""
-    if mode != "auto":
-        return mode == "page"
-    h, w = image.shape[:2]
-    return not (h <= 160 or w >= 4 * h)
 
 
 def _write_debug(directory: Path, source: Path, pictures: dict[str, np.ndarray]) -> None:
@@ -55,7 +47,7 @@ def _recognize(args: argparse.Namespace) -> int:
             rows.append({"file": str(path), "error": str(exc)})
             failed += 1
             continue
-        if _is_page(image, args.mode):
+        if is_page(image, args.mode):
             debug: dict | None = {} if args.debug_dir else None
             try:
                 page = PageReader(rec, binarizer=args.binarizer).read(image, debug)
@@ -119,6 +111,40 @@ def _config(args: argparse.Namespace) -> int:
     return 0
 
 
+def _serve(args: argparse.Namespace) -> int:
+    from edge_ocr.api import build_api
+    from edge_ocr.log import setup
+    from edge_ocr.service import build_reader
+
+    cfg = _load_config(args.config)
+    if cfg is None:
+        return 2
+    setup(cfg.service.log_level)
+    for key in ("host", "port", "token"):
+        if getattr(args, key) is not None:
+            setattr(cfg.http, key, getattr(args, key))
+    try:
+        reader = build_reader(cfg)
+    except (FileNotFoundError, ContractError, RuntimeMissingError, ValueError) as exc:
+        print(f"edge-ocr: cannot load model: {exc}", file=sys.stderr)
+        return 2
+    try:
+        build_api(cfg.http, reader.recognizer).serve()
+    except OSError as exc:
+        print(f"edge-ocr: cannot listen on {cfg.http.host}:{cfg.http.port}: {exc.strerror or exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        pass
+    return 0
+
+
+def _bench(args: argparse.Namespace) -> int:
+    from edge_ocr.bench import api_latency, emit, report, run
+
+    emit(report({**run(args.frames), **api_latency()}), args.report)
+    return 0
+
+
 def _watch(args: argparse.Namespace) -> int:
     from edge_ocr.watch import watch
 
@@ -154,6 +180,16 @@ def build_parser() -> argparse.ArgumentParser:
     cfg = sub.add_parser("config", help="validate a configuration and print it (secrets masked)")
     cfg.add_argument("--config", type=Path, default=None)
     cfg.set_defaults(func=_config)
+    srv = sub.add_parser("serve", help="the REST API and web page on their own (no camera, no MQTT)")
+    srv.add_argument("--config", type=Path, default=None, help="TOML file: [http] and [recognizer] sections")
+    srv.add_argument("--host", default=None, help="default 127.0.0.1 (http.host)")
+    srv.add_argument("--port", type=int, default=None, help="default 8080 (http.port)")
+    srv.add_argument("--token", default=None, help="bearer token (better: EDGE_OCR_HTTP_TOKEN)")
+    srv.set_defaults(func=_serve)
+    b = sub.add_parser("bench", help="measure frame and API costs on this device (Markdown report)")
+    b.add_argument("--frames", type=int, default=200)
+    b.add_argument("--report", type=Path, default=None)
+    b.set_defaults(func=_bench)
     w = sub.add_parser("watch", help="subscribe and print pages and line events as they arrive")
     w.add_argument("--host", default="localhost")
     w.add_argument("--port", type=int, default=1883)

@@ -155,6 +155,22 @@ class OutboxConfig:
 
 
 @dataclass
+class HttpConfig:
+    enabled: bool = False  # the daemon serves the REST API and web page (``edge-ocr serve`` always does)
+    host: str = "127.0.0.1"  # localhost only; set "0.0.0.0" to expose it, and then set a token
+    port: int = 8080
+    token: str = field(default="", repr=False)  # bearer token required on /api, /health, /metrics when set
+    max_body_mb: float = 10.0
+    threads: int = 4
+
+    def validate(self) -> None:
+        if not 1 <= self.port <= 65535:
+            raise ConfigError(f"http.port: expected an integer from 1 to 65535, got {self.port}")
+        _positive("http.max_body_mb", self.max_body_mb)
+        _positive("http.threads", self.threads)
+
+
+@dataclass
 class ServiceConfig:
     state_dir: str = ""  # default: $STATE_DIRECTORY (systemd), else ./state
     log_level: str = "info"
@@ -178,6 +194,7 @@ class Config:
     gate: GateConfig = field(default_factory=GateConfig)
     mqtt: MqttConfig = field(default_factory=MqttConfig)
     outbox: OutboxConfig = field(default_factory=OutboxConfig)
+    http: HttpConfig = field(default_factory=HttpConfig)
     service: ServiceConfig = field(default_factory=ServiceConfig)
 
     @property

@@ -53,6 +53,14 @@ class PageResult:
         return json.dumps(self.to_dict(), ensure_ascii=False)
 
 
+def is_page(image: np.ndarray, mode: str) -> bool:
+    """Auto mode: a single line is a short, wide strip; anything else is a frame to segment."""
+    if mode != "auto":
+        return mode == "page"
+    h, w = image.shape[:2]
+    return not (h <= 160 or w >= 4 * h)
+
+
 def draw_lines(frame: np.ndarray, quad: np.ndarray, boxes: list[list[list[float]]]) -> np.ndarray:
     """The frame with the surface (green) and line boxes (red, numbered in reading order)."""
     vis = cv2.cvtColor(frame, cv2.COLOR_GRAY2BGR) if frame.ndim == 2 else frame[:, :, :3].copy()
@@ -112,7 +120,7 @@ class PageReader:
         lines = []
         for i, (region, res) in enumerate(zip(regions, results)):
             assert res is not None
-            box = surface.points_to_frame(region.box).round(1).tolist()
+            box = surface.points_to_frame(region.box).astype(np.float64).round(1).tolist()
             lines.append(PageLine(res.text, res.confidence, box, region.block, res.char_confidences, i not in fresh))
         if debug is not None:
             debug.update(surface=rectify(frame, quad, self.analysis_side).image, flattened=cleaned.flat,
@@ -125,5 +133,6 @@ class PageReader:
             prev = t[n]
         timings["total"] = (t["recognise"] - t["start"]) * 1000
         h, w = frame.shape[:2]
-        return PageResult([ln for ln in lines if ln.text.strip()], surface.quad.round(1).tolist(), surface.detected,
+        quad = surface.quad.astype(np.float64).round(1).tolist()
+        return PageResult([ln for ln in lines if ln.text.strip()], quad, surface.detected,
                           (w, h), self.recognizer.contract.id, timings)

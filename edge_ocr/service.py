@@ -19,12 +19,14 @@ import numpy as np
 
 from edge_ocr import config as config_mod
 from edge_ocr import systemd
+from edge_ocr.api import Api, build_api
 from edge_ocr.capture import Capture, make_camera
 from edge_ocr.config import Config, ConfigError
 from edge_ocr.document import diff
 from edge_ocr.gate import Gate
 from edge_ocr.imageio import ImageError
 from edge_ocr.log import Log, setup
+from edge_ocr.metrics import Histogram
 from edge_ocr.mqtt import MqttPublisher
 from edge_ocr.outbox import Outbox, OutboxError
 from edge_ocr.page import PageLine, PageReader, PageResult
@@ -59,17 +61,23 @@ class Service:
         self._capture_now = threading.Event()
         self.watchdog = systemd.Watchdog()
         self.started = time.time()
-        self.counters = {"frames_seen": 0, "frames_recognised": 0, "pages_published": 0, "events_published": 0,
-                         "frame_errors": 0}
+        self.counters = {"frames_seen": 0, "frames_recognised": 0, "lines_recognised": 0, "lines_cached": 0,
+                         "pages_published": 0, "events_published": 0, "frame_errors": 0}
+        self.recognise_ms = Histogram()
         self.faults: dict[str, str | None] = {"camera": None, "outbox": None, "mqtt": None}
         self.last_frame_ts: float | None = None
         self.last_page: dict | None = None
+        self.live: tuple[np.ndarray, dict] | None = None  # the last published frame and page, for the web view
         self._lines: list[PageLine] | None = None
         self._health_at = 0.0
         self.reader = build_reader(cfg)
         self.gate = Gate(cfg.gate)
         self.outbox = Outbox(cfg.outbox_path, cfg.outbox.max_messages)
         self.publisher = self._make_publisher(cfg)
+        self._http_stop = threading.Event()
+        self.api: Api | None = None
+        if cfg.http.enabled:
+            self.api = build_api(cfg.http, build_reader(cfg).recognizer, self)
 
     def _make_publisher(self, cfg: Config) -> MqttPublisher | None:
         if not cfg.mqtt.enabled:
@@ -131,6 +139,8 @@ class Service:
         """Run until stopped or a finite source ends; returns the process exit code."""
         if self.publisher is not None:
             self.publisher.start()
+        if self.api is not None:
+            threading.Thread(target=self.api.serve, args=(self._http_stop,), name="http", daemon=True).start()
         self.watchdog.start()
         systemd.notify("READY=1\nSTATUS=watching " + self.cfg.capture.source)
         log.info("started", device=self.cfg.device.id, source=self.cfg.capture.source,
@@ -189,13 +199,17 @@ class Service:
             return
         self.gate.accept()
         self.counters["frames_recognised"] += 1
+        cached = sum(ln.cached for ln in page.lines)
+        self.counters["lines_cached"] += cached
+        self.counters["lines_recognised"] += len(page.lines) - cached
+        self.recognise_ms.observe(page.timings_ms["total"])
         events = diff(self._lines or [], page.lines)
         if self._lines is not None and not events and decision.reason != "forced":
             log.debug("page_unchanged", frame=seq, lines=len(page.lines))
             return
-        self._publish(page, events, seq, ts)
+        self._publish(page, events, seq, ts, image)
 
-    def _publish(self, page: PageResult, events: list, seq: int, ts: float) -> None:
+    def _publish(self, page: PageResult, events: list, seq: int, ts: float, image: np.ndarray) -> None:
         body = {"device": self.cfg.device.id, "ts": round(time.time(), 3),
                 "frame": {"seq": seq, "ts": round(ts, 3)}, **page.to_dict()}
         topics = self.publisher.topics if self.publisher else None
@@ -219,6 +233,7 @@ class Service:
             self._update_health(force=True)
         self._lines = page.lines
         self.last_page = stored[0]
+        self.live = (image, stored[0])
         self.counters["pages_published"] += 1
         self.counters["events_published"] += len(events)
         if self.publisher is not None:
@@ -251,6 +266,7 @@ class Service:
 
     def _shutdown(self) -> None:
         systemd.notify("STOPPING=1")
+        self._http_stop.set()
         self.watchdog.stop()
         left = 0
         if self.publisher is not None:
@@ -262,6 +278,7 @@ class Service:
 def config_summary(cfg: Config) -> dict:
     """The configuration as a dict with secrets masked (for ``edge-ocr config``)."""
     doc = dataclasses.asdict(cfg)
-    if doc["mqtt"]["password"]:
-        doc["mqtt"]["password"] = "***"
+    for section, key in (("mqtt", "password"), ("http", "token")):
+        if doc[section][key]:
+            doc[section][key] = "***"
     return doc

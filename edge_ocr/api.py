@@ -1,0 +1,271 @@
+"""The REST API and the web page, on bottle (one file, no dependencies) served by waitress
+(pure-Python, threaded WSGI server): both small enough for a Pi.
+
+Endpoints (OpenAPI document at ``/openapi.json``):
+- ``GET /``            the web page: upload an image, or watch the board live;
+- ``POST /api/ocr``    multipart field ``image`` or JSON ``{"image_base64": …}``; ``mode`` line|page|auto;
+- ``GET /api/page``    the latest page the daemon published (404 when none yet);
+- ``GET /api/live.jpg`` the latest recognised frame, rectified, with its line boxes;
+- ``GET /health``      status, model, uptime, last frame time, MQTT state, outbox depth;
+- ``GET /metrics``     Prometheus text.
+
+Recognition requests are served one at a time by the API's own recogniser (TFLite
+interpreters are not thread-safe), never by the daemon's, so a request cannot disturb the
+pipeline; the daemon's state is only read.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hmac
+import json
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import bottle
+import cv2
+import numpy as np
+
+from edge_ocr.config import HttpConfig
+from edge_ocr.imageio import ImageError, decode_image
+from edge_ocr.log import Log
+from edge_ocr.metrics import Histogram, render
+from edge_ocr.page import PageReader, is_page
+from edge_ocr.recognizer import Recognizer
+from edge_ocr.vision.surface import order_corners
+
+if TYPE_CHECKING:
+    from edge_ocr.service import Service
+
+WEB = Path(__file__).resolve().parent / "web"
+OPENAPI = Path(__file__).resolve().parent / "openapi.json"
+MODES = ("auto", "line", "page")
+log = Log("edge_ocr.api")
+
+
+class ApiError(Exception):
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+def live_picture(frame: np.ndarray, page: dict, side: int = 1024) -> np.ndarray:
+    """The frame's surface rectified (long side ≤ ``side``) with the page's line boxes drawn."""
+    quad = order_corners(np.asarray(page["surface"], np.float32))
+    w = float(max(np.linalg.norm(quad[1] - quad[0]), np.linalg.norm(quad[2] - quad[3])))
+    h = float(max(np.linalg.norm(quad[3] - quad[0]), np.linalg.norm(quad[2] - quad[1])))
+    f = min(1.0, side / max(w, h, 1.0))
+    w, h = max(8, round(w * f)), max(8, round(h * f))
+    dst = np.array([[0, 0], [w - 1, 0], [w - 1, h - 1], [0, h - 1]], np.float32)
+    m = cv2.getPerspectiveTransform(quad, dst)
+    out = cv2.warpPerspective(frame, m, (w, h), flags=cv2.INTER_AREA)
+    for i, line in enumerate(page["lines"]):
+        box = cv2.perspectiveTransform(np.asarray(line["box"], np.float32).reshape(-1, 1, 2), m).astype(np.int32)
+        cv2.polylines(out, [box], True, (0, 0, 230), 2)
+        cv2.putText(out, str(i + 1), tuple(int(v) for v in box[0, 0]), cv2.FONT_HERSHEY_SIMPLEX, 0.6, (0, 0, 230), 2)
+    return out
+
+
+class Api:
+    def __init__(self, cfg: HttpConfig, reader: PageReader, service: Service | None = None) -> None:
+        self.cfg, self.reader, self.service = cfg, reader, service
+        self.started = time.time()
+        self.lock = threading.Lock()
+        self.latency = Histogram()
+        self.requests = {"ok": 0, "client_error": 0, "unauthorised": 0}
+        self._live: tuple[int, bytes] | None = None
+        self.app = self._routes()
+
+    # -- plumbing ------------------------------------------------------------------------
+
+    def _json(self, status: int, doc: dict) -> str:
+        bottle.response.status = status
+        bottle.response.content_type = "application/json"
+        return json.dumps(doc, ensure_ascii=False)
+
+    def _authorised(self) -> bool:
+        if not self.cfg.token:
+            return True
+        given = bottle.request.get_header("Authorization", "")
+        return given.startswith("Bearer ") and hmac.compare_digest(given[7:].encode(), self.cfg.token.encode())
+
+    def _guarded(self, handler: Callable[..., object]) -> Callable[..., object]:
+        """Token check and bad-input errors as JSON, around a route callback."""
+
+        def wrapped(*args: object, **kwargs: object) -> object:
+            if not self._authorised():
+                self.requests["unauthorised"] += 1
+                bottle.response.set_header("WWW-Authenticate", 'Bearer realm="edge-ocr"')
+                return self._json(401, {"success": False, "error": "missing or wrong bearer token"})
+            try:
+                return handler(*args, **kwargs)
+            except ApiError as exc:
+                self.requests["client_error"] += 1
+                return self._json(exc.status, {"success": False, "error": str(exc)})
+        return wrapped
+
+    def _routes(self) -> bottle.Bottle:
+        app = bottle.Bottle()
+        app.route("/", "GET", lambda: bottle.static_file("index.html", root=str(WEB)))
+        app.route("/openapi.json", "GET", lambda: bottle.static_file("openapi.json", root=str(OPENAPI.parent)))
+        app.route("/health", "GET", self._guarded(self.health))
+        app.route("/metrics", "GET", self._guarded(self.metrics))
+        app.route("/api/ocr", "POST", self._guarded(self.ocr))
+        app.route("/api/page", "GET", self._guarded(self.page))
+        app.route("/api/live.jpg", "GET", self._guarded(self.live))
+        app.error(404)(lambda e: self._json(404, {"success": False, "error": "no such endpoint"}))
+        app.error(405)(lambda e: self._json(405, {"success": False, "error": "method not allowed"}))
+        return app
+
+    # -- endpoints -----------------------------------------------------------------------
+
+    def _image(self) -> tuple[np.ndarray, str]:
+        limit = int(self.cfg.max_body_mb * 1e6)
+        if bottle.request.content_length > limit:
+            raise ApiError(413, f"request body of {bottle.request.content_length} bytes exceeds {limit}")
+        ctype = bottle.request.content_type or ""
+        mode = bottle.request.query.get("mode", "")
+        if ctype.startswith("multipart/form-data"):
+            upload = bottle.request.files.get("image")
+            if upload is None:
+                raise ApiError(400, "multipart request without a file field named 'image'")
+            data, name = upload.file.read(limit + 1), upload.raw_filename or "image"
+            mode = mode or bottle.request.forms.get("mode", "")
+        elif ctype.startswith("application/json"):
+            try:
+                doc = json.loads(bottle.request.body.read(limit + 1))
+            except (ValueError, UnicodeDecodeError):
+                raise ApiError(400, "body is not valid JSON") from None
+            if not isinstance(doc, dict) or not isinstance(doc.get("image_base64"), str):
+                raise ApiError(400, "JSON body needs a string field 'image_base64'")
+            try:
+                data = base64.b64decode(doc["image_base64"].split(",")[-1], validate=True)
+            except (binascii.Error, ValueError):
+                raise ApiError(400, "image_base64 is not valid base64") from None
+            name, mode = "image_base64", mode or str(doc.get("mode", ""))
+        else:
+            raise ApiError(415, "send multipart/form-data with a field 'image', or JSON with 'image_base64'")
+        if len(data) > limit:
+            raise ApiError(413, f"image exceeds {limit} bytes")
+        mode = mode or "auto"
+        if mode not in MODES:
+            raise ApiError(400, f"mode must be one of {', '.join(MODES)}, got {mode!r}")
+        try:
+            image = decode_image(data, name)
+        except ImageError as exc:
+            raise ApiError(413 if "too large" in str(exc) else 415, str(exc)) from None
+        return image, mode
+
+    def ocr(self) -> str:
+        image, mode = self._image()
+        t0 = time.perf_counter()
+        with self.lock:
+            if is_page(image, mode):
+                try:
+                    page = self.reader.read(image)
+                except ImageError as exc:
+                    raise ApiError(422, str(exc)) from None
+                lines = [{"text": ln.text, "confidence": round(ln.confidence, 4), "box": ln.box, "block": ln.block}
+                         for ln in page.lines]
+                mode = "page"
+            else:
+                r = self.reader.recognizer.recognize([image])[0]
+                h, w = image.shape[:2]
+                lines = [{"text": r.text, "confidence": round(r.confidence, 4),
+                          "box": [[0, 0], [w - 1, 0], [w - 1, h - 1], [0, h - 1]], "block": 0}]
+                mode = "line"
+        ms = (time.perf_counter() - t0) * 1000
+        self.latency.observe(ms)
+        self.requests["ok"] += 1
+        confidence = min((ln["confidence"] for ln in lines), default=0.0)
+        return self._json(200, {"success": True, "text": "\n".join(ln["text"] for ln in lines), "lines": lines,
+                                "confidence": confidence, "processing_time_ms": round(ms, 2), "mode": mode,
+                                "model": self.reader.recognizer.contract.id, "size": [image.shape[1], image.shape[0]]})
+
+    def page(self) -> str:
+        doc = self.service.last_page if self.service else None
+        if doc is None:
+            raise ApiError(404, "no page published yet" if self.service else "no daemon here (edge-ocr serve)")
+        return self._json(200, doc)
+
+    def live(self) -> bytes:
+        live = self.service.live if self.service else None
+        if live is None:
+            raise ApiError(404, "no recognised frame yet")
+        frame, page = live
+        if self._live is None or self._live[0] != page["seq"]:
+            _, buf = cv2.imencode(".jpg", live_picture(frame, page), [cv2.IMWRITE_JPEG_QUALITY, 80])
+            self._live = (page["seq"], buf.tobytes())
+        bottle.response.content_type = "image/jpeg"
+        bottle.response.set_header("Cache-Control", "no-store")
+        return self._live[1]
+
+    def health(self) -> str:
+        if self.service is not None:
+            doc = self.service.health()
+        else:
+            doc = {"state": "ok", "model": self.reader.recognizer.contract.id,
+                   "uptime_s": round(time.time() - self.started, 1), "last_frame_ts": None,
+                   "mqtt_connected": False, "outbox_depth": 0, "daemon": False}
+        return self._json(200, {"status": doc["state"], **doc})
+
+    def metrics(self) -> str:
+        svc = self.service
+        items: list = [("api_requests_total", "counter", "API recognition requests answered", self.requests["ok"]),
+                       ("api_client_errors_total", "counter", "API requests refused as bad input",
+                        self.requests["client_error"]),
+                       ("api_unauthorised_total", "counter", "API requests without a valid token",
+                        self.requests["unauthorised"]),
+                       ("api_latency_ms", "histogram", "POST /api/ocr processing time in ms", self.latency)]
+        if svc is not None:
+            c = svc.counters
+            pub = svc.publisher
+            items += [
+                ("frames_seen_total", "counter", "frames taken from the camera", c["frames_seen"]),
+                ("frames_recognised_total", "counter", "frames that went through vision and recognition",
+                 c["frames_recognised"]),
+                ("lines_recognised_total", "counter", "line crops run through the model", c["lines_recognised"]),
+                ("cache_hits_total", "counter", "line crops answered by the line cache", c["lines_cached"]),
+                ("pages_published_total", "counter", "pages handed to the outbox", c["pages_published"]),
+                ("events_published_total", "counter", "line events handed to the outbox", c["events_published"]),
+                ("recognition_latency_ms", "histogram", "vision + recognition time per recognised frame in ms",
+                 svc.recognise_ms),
+                ("mqtt_published_total", "counter", "messages handed to the broker", pub.published if pub else 0),
+                ("mqtt_acked_total", "counter", "messages acknowledged by the broker (PUBACK)",
+                 pub.acked if pub else 0),
+                ("mqtt_connected", "gauge", "1 while connected to the broker",
+                 int(bool(pub and pub.connected.is_set()))),
+                ("outbox_depth", "gauge", "messages waiting for the broker", svc.outbox.depth()),
+                ("outbox_dropped_total", "counter", "messages dropped because the outbox was full",
+                 svc.outbox.dropped),
+            ]
+        bottle.response.content_type = "text/plain; version=0.0.4; charset=utf-8"
+        return render(items)
+
+    # -- serving -------------------------------------------------------------------------
+
+    def serve(self, stop: threading.Event | None = None) -> None:
+        """Serve until the process ends (or ``stop`` is set, for the daemon's thread)."""
+        from waitress.server import create_server
+
+        # waitress itself refuses bodies past twice the limit (before buffering them); between
+        # the limit and that, ``_image`` answers with a JSON 413 that says what the limit is.
+        server = create_server(self.app, host=self.cfg.host, port=self.cfg.port, threads=self.cfg.threads,
+                               max_request_body_size=int(self.cfg.max_body_mb * 2e6) + 65536, ident="edge-ocr")
+        self.port = server.effective_port
+        log.info("http_listening", host=self.cfg.host, port=self.port, token=bool(self.cfg.token))
+        if stop is not None:
+            threading.Thread(target=lambda: (stop.wait(), server.close()), daemon=True).start()
+        try:
+            server.run()
+        except OSError:
+            if stop is None or not stop.is_set():
+                raise
+
+
+def build_api(cfg: HttpConfig, recognizer: Recognizer, service: Service | None = None) -> Api:
+    return Api(cfg, PageReader(recognizer), service)
