@@ -197,6 +197,13 @@ def test_daemon_serves_its_live_page(tmp_path: Path) -> None:
         assert float(metrics["edge_ocr_recognition_latency_ms_count"]) == 1
         status, health, _ = call(port, "GET", "/health")
         assert health["frames_seen"] == 3 and health["outbox_depth"] == 0 and health["status"] == "ok"
+        before = (dict(svc.counters), svc.last_page, svc.reader.cache.hits + svc.reader.cache.misses)
+        body, headers = multipart(cv2.imencode(".png", sample_board((1280, 720)))[1].tobytes())
+        with ThreadPoolExecutor(20) as pool:
+            replies = list(pool.map(lambda _: call(port, "POST", "/api/ocr", body, headers), range(20)))
+        assert all(r[0] == 200 and len(r[1]["lines"]) == 5 for r in replies)
+        after = (dict(svc.counters), svc.last_page, svc.reader.cache.hits + svc.reader.cache.misses)
+        assert after == before, "API requests never touch the daemon's reader, counters or page"
     finally:
         svc.request_stop()
         t.join(30)

@@ -1,9 +1,11 @@
 """The web page in a real headless Chromium (Debian's package), driven over the DevTools
-protocol: load the page, put a sample image into the file input, wait for the recognised
-text to appear. The screenshot is kept in test-artifacts/web-upload.png."""
+protocol, served by a running daemon: load the page, put a sample image into the file input,
+wait for the recognised text to appear, then for the live board. Screenshots are kept in
+test-artifacts/web-upload.png and web-live.png."""
 
 from __future__ import annotations
 
+import base64
 import itertools
 import json
 import shutil
@@ -16,12 +18,11 @@ from pathlib import Path
 import cv2
 import pytest
 
-from edge_ocr.api import build_api
-from edge_ocr.config import HttpConfig
-from edge_ocr.recognizer import Recognizer
+from edge_ocr import config as config_mod
+from edge_ocr.bench import sample_board
+from edge_ocr.service import Service
 
 from .broker import free_port
-from .conftest import MODEL
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts"
@@ -49,10 +50,18 @@ class DevTools:
         return self("Runtime.evaluate", expression=expression, returnByValue=True)["result"].get("value")
 
 
-def test_upload_in_a_headless_browser_shows_the_text(tmp_path: Path, samples) -> None:
-    api = build_api(HttpConfig(port=free_port()), Recognizer(MODEL))
-    stop = threading.Event()
-    threading.Thread(target=api.serve, args=(stop,), daemon=True).start()
+def test_upload_and_live_view_in_a_headless_browser(tmp_path: Path, samples) -> None:
+    frames = tmp_path / "frames"
+    frames.mkdir()
+    for i in range(2):  # the daemon's camera: two frames of the finished sample board
+        cv2.imwrite(str(frames / f"{i}.png"), sample_board((1280, 720)))
+    env = {"EDGE_OCR_MQTT_ENABLED": "false", "EDGE_OCR_SERVICE_STATE_DIR": str(tmp_path / "state"),
+           "EDGE_OCR_CAPTURE_SOURCE": str(frames), "EDGE_OCR_GATE_STABLE_FRAMES": "1",
+           "EDGE_OCR_HTTP_ENABLED": "true", "EDGE_OCR_HTTP_PORT": str(free_port())}
+    svc = Service(config_mod.load(None, environ=env))
+    api = svc.api
+    daemon = threading.Thread(target=svc.run, daemon=True)
+    daemon.start()
     debug_port = free_port()
     browser = subprocess.Popen(
         [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
@@ -85,14 +94,21 @@ def test_upload_in_a_headless_browser_shows_the_text(tmp_path: Path, samples) ->
             shown = cdp.eval("document.getElementById('lines').innerText") or ""
         status = cdp.eval("document.getElementById('status').innerText")
         ARTIFACTS.mkdir(exist_ok=True)
-        import base64
-
         shot = cdp("Page.captureScreenshot", format="png")["data"]
         (ARTIFACTS / "web-upload.png").write_bytes(base64.b64decode(shot))
         assert expected and expected in shown, (shown, status)
         assert "line mode" in status and cdp.eval("document.getElementById('canvas').width") > 0
         assert cdp.eval("document.getElementById('health').innerText").startswith("ok")
+        texts = "Array.from(document.querySelectorAll('#livelines li')).map(li => li.firstChild.textContent)"
+        live, deadline = [], time.monotonic() + 20
+        while len(live) < 5 and time.monotonic() < deadline:
+            time.sleep(0.2)
+            live = cdp.eval(texts) or []
+        assert live == [ln["text"] for ln in svc.last_page["lines"]] and len(live) == 5, live
+        assert cdp.eval("document.getElementById('live').naturalWidth") > 400, "the rectified frame is shown"
+        (ARTIFACTS / "web-live.png").write_bytes(base64.b64decode(cdp("Page.captureScreenshot", format="png")["data"]))
     finally:
         browser.terminate()
         browser.wait(10)
-        stop.set()
+        svc.request_stop()
+        daemon.join(30)
