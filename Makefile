@@ -11,7 +11,7 @@ APT_CONVERT := fonts-noto-cjk fonts-wqy-zenhei fonts-wqy-microhei fonts-arphic-u
 	fonts-humor-sans fonts-breip fonts-femkeklaver fonts-kristi fonts-rufscript fonts-comic-neue \
 	fonts-dejavu-core fonts-liberation2 fonts-smiley-sans fortunes-zh fortunes fortunes-min wamerican
 
-.PHONY: run deps-runtime deps-test test test-runtime test-toolchain lint model data train export evaluate samples lm lm-tune bench-daemon bench-vision clean
+.PHONY: run deps-runtime deps-test install uninstall arm64-check test test-runtime test-toolchain lint model data train export evaluate samples lm lm-tune bench-daemon bench-vision clean
 
 # Install Debian packages only when root and only those missing (idempotent, quiet when done).
 define apt_install
@@ -46,6 +46,20 @@ run: $(VENV)/.done deps-runtime
 # headless Chromium (the web page). Installed when root and missing.
 deps-runtime:
 	$(call apt_install,mosquitto)
+
+# On the device, as root: code, model and venv under PREFIX, config in /etc/edge-ocr (kept if
+# present), the systemd unit installed and enabled. DESTDIR=… stages it all under another root.
+PREFIX ?= /opt/edge-ocr
+install:
+	@PREFIX=$(PREFIX) DESTDIR=$(DESTDIR) PYTHON=$(PYTHON) scripts/install.sh install
+
+uninstall:
+	@PREFIX=$(PREFIX) DESTDIR=$(DESTDIR) scripts/install.sh uninstall
+
+# Not part of `make test` (minutes): edge-ocr in an emulated arm64 Debian, compared with x86.
+arm64-check: $(VENV)/.done
+	$(call apt_install,mmdebstrap qemu-user-static)
+	scripts/arm64_check.sh
 
 deps-test:
 	$(call apt_install,mosquitto openssl chromium)
