@@ -59,7 +59,8 @@ uninstall:
 # Not part of `make test` (minutes): edge-ocr in an emulated arm64 Debian, compared with x86.
 arm64-check: $(VENV)/.done
 	$(call apt_install,mmdebstrap qemu-user-static)
-	scripts/arm64_check.sh
+	SUITE=bookworm scripts/arm64_check.sh
+	SUITE=trixie scripts/arm64_check.sh
 
 deps-test:
 	$(call apt_install,mosquitto openssl chromium)

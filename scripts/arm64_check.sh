@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# `make arm64-check`: run edge-ocr inside a minimal Debian bookworm arm64 root under qemu-user
+# `make arm64-check`: run edge-ocr inside a minimal Debian arm64 root (bookworm, and with
+# SUITE=trixie the Python 3.13 of Raspberry Pi OS trixie) under qemu-user
 # and compare its text with this machine's, for the bundled sample lines and a whole board.
 #
 # - the root: mmdebstrap --variant=extract (download + unpack, no maintainer scripts, so no
@@ -12,7 +13,10 @@
 # Emulated timings mean nothing; this checks correctness only.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-OUT=${OUT:-build/arm64}
+SUITE=${SUITE:-bookworm}  # bookworm: Python 3.11; trixie: Python 3.13
+case $SUITE in bookworm) PYV=3.11 ;; trixie) PYV=3.13 ;; *) echo "SUITE must be bookworm or trixie"; exit 1 ;; esac
+PYT=${PYV/./}
+OUT=${OUT:-build/arm64-$SUITE}
 VENV=${VENV:-.venv}
 ROOTFS=$OUT/rootfs
 SITE=$OUT/site
@@ -21,13 +25,15 @@ for tool in mmdebstrap qemu-aarch64-static; do
   command -v $tool >/dev/null || { echo "$tool missing: apt install mmdebstrap qemu-user-static"; exit 1; }
 done
 
-if [ ! -x "$ROOTFS/usr/bin/python3.11" ]; then
-  echo "== arm64 Debian bookworm root → $ROOTFS"
+if [ ! -x "$ROOTFS/usr/bin/python$PYV" ]; then
+  echo "== arm64 Debian $SUITE root → $ROOTFS"
   rm -rf "$ROOTFS"
   mmdebstrap --quiet --variant=extract --architectures=arm64 \
-    --include=python3,libpython3.11-stdlib,libsqlite3-0,libstdc++6,libgcc-s1,zlib1g,libexpat1,libffi8,libssl3 \
-    bookworm "$ROOTFS" http://deb.debian.org/debian
+    --include=python3,libpython$PYV-stdlib,libsqlite3-0,libstdc++6,libgcc-s1,zlib1g,libexpat1 \
+    "$SUITE" "$ROOTFS" http://deb.debian.org/debian
 fi
+# trixie's merged /usr symlinks are made by a maintainer script, which extract mode skips.
+for d in bin sbin lib; do [ -e "$ROOTFS/$d" ] || ln -s "usr/$d" "$ROOTFS/$d"; done
 mkdir -p "$ROOTFS/proc"
 "$VENV/bin/python" - "$ROOTFS/proc/cpuinfo" <<'PY'
 import os, sys
@@ -38,13 +44,22 @@ open(sys.argv[1], "w").write(text + "Hardware\t: BCM2835\nModel\t\t: Raspberry P
 PY
 
 if [ ! -f "$SITE/.done" ] || [ requirements/device.txt -nt "$SITE/.done" ]; then
-  echo "== aarch64 wheels (requirements/device.txt, cp311) → $SITE"
+  echo "== aarch64 wheels (requirements/device.txt, cp$PYT) → $SITE"
   rm -rf "$SITE"
   platforms=""
   for g in 36 35 34 33 32 31 30 29 28 27 26 24 17; do platforms="$platforms --platform manylinux_2_${g}_aarch64"; done
+  # pip evaluates environment markers for the Python running it, not for --python-version.
+  "$VENV/bin/python" - "$PYV" > "$OUT/device-requirements.txt" <<'PY'
+import sys
+from packaging.requirements import Requirement
+for line in open("requirements/device.txt"):
+    line = line.split("#")[0].strip()
+    if line and (r := Requirement(line)).marker is None or line and r.marker.evaluate({"python_version": sys.argv[1]}):
+        print(f"{r.name}{r.specifier}")
+PY
   "$VENV/bin/python" -m pip install -q --target "$SITE" $platforms --platform manylinux2014_aarch64 \
-    --only-binary=:all: --python-version 3.11 --implementation cp --abi cp311 -r requirements/device.txt 2>&1 \
-    | grep -v "^WARNING: Location" || true
+    --only-binary=:all: --python-version "$PYV" --implementation cp --abi "cp$PYT" \
+    -r "$OUT/device-requirements.txt" 2>&1 | grep -v "^WARNING: Location" || true
   touch "$SITE/.done"
 fi
 
@@ -61,10 +76,10 @@ cv2.imwrite(sys.argv[1], last)" "$OUT/board.png"
 inputs=(samples/lines/*.png "$OUT/board.png")
 echo "== x86_64: edge-ocr recognize (ai-edge-litert, as on the device)"
 EDGE_OCR_RUNTIME=litert "$VENV/bin/edge-ocr" recognize --json "${inputs[@]}" 2>/dev/null > "$OUT/x86_64.json"
-echo "== aarch64 under qemu (cortex-a72): edge-ocr recognize"
+echo "== aarch64 under qemu (cortex-a72), Debian $SUITE, Python $PYV: edge-ocr recognize"
 start=$(date +%s)
 qemu-aarch64-static -cpu cortex-a72 -L "$ROOTFS" -E PYTHONPATH="$SITE:$(pwd)" -E PYTHONDONTWRITEBYTECODE=1 \
-  "$ROOTFS/usr/bin/python3.11" -m edge_ocr recognize --json "${inputs[@]}" 2>/dev/null > "$OUT/aarch64.json"
+  "$ROOTFS/usr/bin/python$PYV" -m edge_ocr recognize --json "${inputs[@]}" 2>/dev/null > "$OUT/aarch64.json"
 echo "   ($(( $(date +%s) - start )) s emulated)"
 
 "$VENV/bin/python" - "$OUT/x86_64.json" "$OUT/aarch64.json" <<'PY'
