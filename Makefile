@@ -11,7 +11,7 @@ APT_CONVERT := fonts-noto-cjk fonts-wqy-zenhei fonts-wqy-microhei fonts-arphic-u
 	fonts-humor-sans fonts-breip fonts-femkeklaver fonts-kristi fonts-rufscript fonts-comic-neue \
 	fonts-dejavu-core fonts-liberation2 fonts-smiley-sans fortunes-zh fortunes fortunes-min wamerican
 
-.PHONY: run deps-runtime deps-test install uninstall arm64-check test test-runtime test-toolchain lint model data train export evaluate samples lm lm-tune bench-daemon bench-vision clean
+.PHONY: run deps-runtime deps-test install uninstall arm64-check soak bench test test-runtime test-toolchain lint model data train export evaluate samples lm lm-tune bench bench-vision clean
 
 # Install Debian packages only when root and only those missing (idempotent, quiet when done).
 define apt_install
@@ -62,6 +62,12 @@ arm64-check: $(VENV)/.done
 	SUITE=bookworm scripts/arm64_check.sh
 	SUITE=trixie scripts/arm64_check.sh
 
+# Minutes of the daemon on the looping sample video against mosquitto, the broker killed now
+# and then: messages produced/delivered/lost/duplicated, RSS, fds, threads (reports/soak.md).
+MINUTES ?= 30
+soak: $(VENV)/.done deps-runtime
+	$(PY) -m tests.soak --minutes $(MINUTES) --report reports/soak.md
+
 deps-test:
 	$(call apt_install,mosquitto openssl chromium)
 
@@ -79,7 +85,7 @@ test-toolchain: $(CVENV)/.done
 	$(call pytest,$(CPY),tests/toolchain)
 
 lint: $(VENV)/.done
-	$(VENV)/bin/ruff check edge_ocr convert tests
+	$(VENV)/bin/ruff check edge_ocr convert tests firmware_config
 
 # ---- host toolchain: re-create the shipped model (hours on 2 CPU cores; see models/MODEL_CARD.md)
 STEPS ?= 3000
@@ -105,14 +111,27 @@ evaluate: $(CVENV)/.done
 
 model: data train export evaluate
 
+# The float TFLite from the committed float weights (for benchmarks and evaluation; not shipped).
+models/crnn_zh_en_float.tflite: models/crnn_zh_en_float.weights.h5 | $(CVENV)/.done
+	$(CPY) -m convert.export --float-only --weights models/crnn_zh_en_float.weights.h5 \
+	  --config models/crnn_zh_en_float.config.json --out models --name crnn_zh_en
+
 lm: $(CVENV)/.done
 	$(CPY) -m convert.lm --out models/lm_zh_en.npz
 
 lm-tune: $(CVENV)/.done
 	$(CPY) -m convert.lm_tune --report models/lm_zh_en.tune.md $(if $(wildcard $(DEVSET)/labels.tsv),--devset $(DEVSET))
 
-bench-daemon: $(VENV)/.done
-	$(VENV)/bin/edge-ocr bench --report reports/daemon_bench.md
+# Speed, memory and start-up with the peers (Tesseract, PP-OCRv4/v6 via ONNX Runtime) on the
+# same lines: reports/bench.md + .png + .json. The peers live in the toolchain's environment.
+bench: $(CVENV)/.peers models/crnn_zh_en_float.tflite
+	$(CPY) -m convert.speed_bench --out reports/bench
+
+$(CVENV)/.peers: requirements/bench.txt | $(CVENV)/.done
+	$(call apt_install,tesseract-ocr tesseract-ocr-chi-sim)
+	$(CPY) -m pip install -q -r requirements/bench.txt
+	$(CPY) -m pip install -q --no-deps rapidocr_onnxruntime==1.4.4 rapidocr==3.10.0
+	touch $@
 
 bench-vision: $(CVENV)/.done
 	$(CPY) -m convert.vision_bench --count 100 --report reports/vision.md

@@ -127,12 +127,14 @@ def main() -> None:
     ap.add_argument("--out", type=Path, default=Path("models"))
     ap.add_argument("--name", default="crnn_zh_en")
     ap.add_argument("--charset", default="charset_zh_en.txt", help="charset file name inside --out")
+    ap.add_argument("--float-only", action="store_true",
+                    help="only the float TFLite (no calibration data needed; the shipped int8 stays as it is)")
     a = ap.parse_args()
     cfg, model = load_trained(a.run, a.weights, config=a.config)
     a.out.mkdir(parents=True, exist_ok=True)
-    for quant in ("float", "int8"):
+    for quant in ("float",) if a.float_only else ("float", "int8"):
         path = a.out / f"{a.name}_{quant}.tflite"
-        path.write_bytes(convert(model, quant == "int8", representative(a.data, a.calib)))
+        path.write_bytes(convert(model, quant == "int8", representative(a.data, a.calib) if quant == "int8" else None))
         text, summary = audit(path)
         path.with_suffix(".audit.md").write_text(text, encoding="utf-8")
         contract = path.with_suffix(".json")

@@ -119,6 +119,8 @@ class Api:
         app.route("/api/live.jpg", "GET", self._guarded(self.live))
         app.error(404)(lambda e: self._json(404, {"success": False, "error": "no such endpoint"}))
         app.error(405)(lambda e: self._json(405, {"success": False, "error": "method not allowed"}))
+        # Anything else bottle or waitress answers by itself (a body it cannot parse…) is JSON too.
+        app.default_error_handler = lambda e: self._json(e.status_code, {"success": False, "error": str(e.body)})
         return app
 
     # -- endpoints -----------------------------------------------------------------------
@@ -130,7 +132,10 @@ class Api:
         ctype = bottle.request.content_type or ""
         mode = bottle.request.query.get("mode", "")
         if ctype.startswith("multipart/form-data"):
-            upload = bottle.request.files.get("image")
+            try:
+                upload = bottle.request.files.get("image")
+            except bottle.HTTPError as exc:  # bottle's multipart parser refusing the body (found by fuzzing)
+                raise ApiError(400, f"malformed multipart body: {exc.body}") from None
             if upload is None:
                 raise ApiError(400, "multipart request without a file field named 'image'")
             data, name = upload.file.read(limit + 1), upload.raw_filename or "image"

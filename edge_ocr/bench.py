@@ -1,30 +1,57 @@
-"""``edge-ocr bench``: what a frame costs inside the daemon's loop, and what an API call costs.
+"""``edge-ocr bench``: speed, memory and start-up on this device, as a Markdown report and JSON.
 
-Frames are the last frame of the bundled sample video (a board with five lines) scaled to
-1920×1080, with fresh sensor noise each time. Measured through ``Service._on_frame`` (gate,
-vision, recogniser, diff, outbox), with MQTT off so that only this process is timed:
-- the first frame after start (cold: the first recognition of every line);
-- an unchanged board, frame after frame: the gate's cost, and whether anything was sent;
-- a changed board (one line rewritten) recognised again, with the line cache warm.
+Everything runs with the shipped model through the real code paths, 1 thread unless said:
+- per-line latency (median, p90) over short (~5 characters), ~20 and ~40 character lines, for
+  every installed runtime, int8 (and float when ``models/crnn_zh_en_float.tflite`` exists),
+  1 and 2 threads, and lines per second;
+- a 1920×1080 board with 15 new lines: time per stage (gate, surface, clean, split,
+  recognise, publish into the outbox), the first frame after start, an unchanged frame,
+  one changed line with the line cache warm;
+- growth: total frame time against number of lines (1, 5, 15, 40) and frame size (720p,
+  1080p, 12 MP);
+- ``POST /api/ocr`` with one line over a real socket;
+- the daemon as a process: start-up to READY=1, peak and steady RSS over a looping video,
+  model file size.
+Lines are the bundled sample lines (held-out fonts); boards are built from them with OpenCV.
 """
 
 from __future__ import annotations
 
+import http.client
 import json
+import os
+import platform
+import signal
+import socket
 import statistics
+import subprocess
+import sys
 import tempfile
+import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import TypeVar
 
 import cv2
 import numpy as np
 
 from edge_ocr import config as config_mod
 from edge_ocr.capture import SAMPLE_VIDEO
+from edge_ocr.imageio import read_image
+from edge_ocr.interpreter import available_runtimes
+from edge_ocr.page import PageReader
+from edge_ocr.recognizer import Recognizer
 from edge_ocr.service import Service
+
+ROOT = Path(__file__).resolve().parent.parent
+MODELS = {"int8": ROOT / "models" / "crnn_zh_en_int8.tflite", "float": ROOT / "models" / "crnn_zh_en_float.tflite"}
+SAMPLES = ROOT / "samples" / "lines"
+T = TypeVar("T")
 
 
 def sample_board(size: tuple[int, int] = (1920, 1080)) -> np.ndarray:
+    """The last frame of the bundled sample video (a board with five lines), resized."""
     cap = cv2.VideoCapture(str(SAMPLE_VIDEO))
     last = None
     while True:
@@ -34,79 +61,172 @@ def sample_board(size: tuple[int, int] = (1920, 1080)) -> np.ndarray:
         last = frame
     cap.release()
     if last is None:
-        raise SystemExit(f"cannot read {SAMPLE_VIDEO}")
+        raise RuntimeError(f"cannot read {SAMPLE_VIDEO}")
     return cv2.resize(last, size, interpolation=cv2.INTER_CUBIC)
 
 
-def noisy(frame: np.ndarray, rng: np.random.Generator, sigma: float = 2.0) -> np.ndarray:
-    return np.clip(frame + rng.normal(0, sigma, frame.shape), 0, 255).astype(np.uint8)
+def _stats(ms: list[float]) -> dict[str, float]:
+    return {"median_ms": statistics.median(ms), "p90_ms": float(np.percentile(ms, 90)), "n": len(ms)}
 
 
-def run(frames: int = 200) -> dict[str, float]:
+def sample_lines() -> list[tuple[str, np.ndarray]]:
+    import csv
+
+    with (SAMPLES / "labels.tsv").open(encoding="utf-8") as f:
+        return [(r["text"], read_image(SAMPLES / r["file"])) for r in csv.DictReader(f, delimiter="\t")]
+
+
+def joined(parts: list[np.ndarray], height: int = 32) -> np.ndarray:
+    """Line images side by side at one height, with a word gap: a longer line."""
+    gray = [cv2.cvtColor(p, cv2.COLOR_BGR2GRAY) if p.ndim == 3 else p for p in parts]
+    scaled = [cv2.resize(g, (max(1, round(g.shape[1] * height / g.shape[0])), height)) for g in gray]
+    gap = np.full((height, height // 2), int(np.percentile(scaled[0], 90)), np.uint8)
+    return np.hstack([x for s in scaled for x in (s, gap)][:-1])
+
+
+def width_classes(with_text: bool = False) -> dict[str, list]:
+    """Short, ~20-character and ~40-character lines built from the samples (with their text)."""
+    lines = sample_lines()
+    short = [(t, im) for t, im in lines if len(t) <= 10]
+    twenty = [(t, im) for t, im in lines if 15 <= len(t) <= 30]
+    forty = [(f"{ta} {tb}", joined([a, b])) for (ta, a), (tb, b) in zip(twenty, twenty[1:] + twenty[:1])]
+    classes = {"short (≤ 10 chars)": short, "~20 chars": twenty, "~40 chars": forty}
+    return classes if with_text else {k: [im for _, im in v] for k, v in classes.items()}
+
+
+def line_latency(repeats: int = 20) -> list[dict]:
+    out = []
+    classes = width_classes()
+    chars = {k: statistics.mean(len(t) for t, _ in v) for k, v in width_classes(with_text=True).items()}
+    for quant, path in MODELS.items():
+        if not path.exists():
+            continue
+        for runtime in available_runtimes():
+            for threads in (1, 2):
+                rec = Recognizer(path, num_threads=threads, runtime=runtime)
+                for name, images in classes.items():
+                    prepared = [rec.prepare(im) for im in images]
+                    rec.recognize_prepared(prepared)  # warm-up: allocations for each width
+                    ms = []
+                    for _ in range(repeats):
+                        for p in prepared:
+                            t0 = time.perf_counter()
+                            rec.recognize_prepared([p])
+                            ms.append((time.perf_counter() - t0) * 1000)
+                    s = _stats(ms)
+                    out.append({"model": quant, "runtime": runtime, "threads": threads, "lines": name,
+                                "chars": chars[name], "width_px": statistics.mean(p.shape[1] for p in prepared),
+                                **s, "lines_per_s": 1000 / s["median_ms"]})
+    return out
+
+
+def board(n_lines: int, size: tuple[int, int] = (1920, 1080), seed: int = 0) -> np.ndarray:
+    """A white board filling most of a darker frame, ``n_lines`` sample lines in one or two columns."""
+    w, h = size
+    frame = np.full((h, w, 3), 70, np.uint8)
+    x0, y0, x1, y1 = int(w * 0.06), int(h * 0.06), int(w * 0.94), int(h * 0.94)
+    frame[y0:y1, x0:x1] = 238
+    cols = 1 if n_lines <= 20 else 2
+    rows = -(-n_lines // cols)
+    pitch = (y1 - y0) / (rows + 0.5)
+    line_h = int(min(64 * h / 1080, pitch / 1.8))
+    lines = sample_lines()
+    rng = np.random.default_rng(seed)
+    col_w = (x1 - x0) // cols
+    for i in range(n_lines):
+        c, r = divmod(i, rows)
+        im = joined([lines[(i + k) % len(lines)][1] for k in range(2)], line_h)
+        im = im[:, : max(8, min(im.shape[1], col_w - 2 * line_h))]
+        ink = cv2.cvtColor(im, cv2.COLOR_GRAY2BGR)
+        ys, xs = int(y0 + pitch * (r + 0.5)), x0 + c * col_w + line_h
+        roi = frame[ys : ys + line_h, xs : xs + ink.shape[1]]
+        frame[ys : ys + line_h, xs : xs + ink.shape[1]] = np.minimum(roi, ink[: roi.shape[0], : roi.shape[1]])
+    noise = rng.normal(0, 2.0, frame.shape)
+    return np.clip(frame + noise, 0, 255).astype(np.uint8)
+
+
+def frame_costs(repeats: int = 3) -> dict:
+    """Stage times on a 1080p board with 15 new lines, cold/unchanged/changed frames, and growth."""
     cv2.setNumThreads(1)
-    rng = np.random.default_rng(0)
-    board = sample_board()
     with tempfile.TemporaryDirectory() as state:
-        env = {"EDGE_OCR_MQTT_ENABLED": "false", "EDGE_OCR_SERVICE_STATE_DIR": state,
+        # MQTT on but never started: pages go through the real outbox (the "publish" stage).
+        env = {"EDGE_OCR_MQTT_PORT": str(_free_port()), "EDGE_OCR_SERVICE_STATE_DIR": state,
                "EDGE_OCR_GATE_STABLE_FRAMES": "1"}
-        svc = Service(config_mod.load(None, environ=env))
-        seq = 0
-
-        def step(image: np.ndarray) -> float:
-            nonlocal seq
-            seq += 1
+        cfg = config_mod.load(None, environ=env)
+        frame = board(15)
+        stages: dict[str, list[float]] = {}
+        for _ in range(repeats):
+            svc = Service(cfg)
+            svc.outbox.enqueue = _timed(svc.outbox.enqueue, stages, "publish")
             t0 = time.perf_counter()
-            svc._on_frame(image, seq, time.time())
-            return (time.perf_counter() - t0) * 1000
+            svc.gate.check(frame)
+            stages.setdefault("gate", []).append((time.perf_counter() - t0) * 1000)
+            seq = 0
 
-        step(noisy(board, rng))  # the gate's first look: "moving"
-        cold = step(noisy(board, rng))
-        published = svc.counters["pages_published"]
-        unchanged = [step(noisy(board, rng)) for _ in range(frames)]
-        sent_while_unchanged = svc.counters["pages_published"] - published
-        edited = board.copy()
-        h, w = edited.shape[:2]
-        cv2.putText(edited, "x = 42", (int(w * 0.55), int(h * 0.62)), cv2.FONT_HERSHEY_SIMPLEX, 2.0, (40, 40, 40), 5)
-        changed = [step(noisy(edited if k % 2 == 0 else board, rng)) for k in range(6)]  # each frame a change
-    assert svc.counters["frames_recognised"] == 1 + len(changed), "every alternated frame was recognised"
-    return {"cold_ms": cold, "unchanged_median_ms": statistics.median(unchanged),
-            "unchanged_p90_ms": float(np.percentile(unchanged, 90)), "unchanged_frames": frames,
-            "sent_while_unchanged": sent_while_unchanged, "changed_median_ms": statistics.median(changed),
-            "cache_hit_rate": svc.reader.cache.hit_rate}
+            def step(image: np.ndarray, svc: Service = svc) -> float:
+                nonlocal seq
+                seq += 1
+                t = time.perf_counter()
+                svc._on_frame(image, seq, time.time())
+                return (time.perf_counter() - t) * 1000
+
+            cold = step(frame)
+            page = svc.last_page
+            for k in ("surface", "clean", "split", "recognise"):
+                stages.setdefault(k, []).append(page["timings_ms"][k])
+            stages.setdefault("total (first frame, 15 new lines)", []).append(cold)
+            unchanged = [step(frame) for _ in range(100)]
+            stages.setdefault("unchanged frame", []).extend(unchanged)
+            edited = frame.copy()
+            cv2.putText(edited, "x = 42", (int(1920 * 0.7), int(1080 * 0.9)), cv2.FONT_HERSHEY_SIMPLEX, 1.6,
+                        (30, 30, 30), 4)
+            stages.setdefault("one line changed (cache warm)", []).append(step(edited))
+            lines_found = len(page["lines"])
+            svc.outbox.close()
+        growth_lines = {n: _page_ms(board(n), repeats) for n in (1, 5, 15, 40)}
+        growth_size = {name: _page_ms(board(15, size), repeats)
+                       for name, size in (("720p", (1280, 720)), ("1080p", (1920, 1080)), ("12 MP", (4000, 3000)))}
+    return {"stages_ms": {k: statistics.median(v) for k, v in stages.items()},
+            "unchanged_p90_ms": float(np.percentile(stages["unchanged frame"], 90)),
+            "lines_found_of_15": lines_found, "growth_lines_ms": growth_lines, "growth_size_ms": growth_size}
+
+
+def _timed(fn: Callable[..., T], sink: dict[str, list[float]], name: str) -> Callable[..., T]:
+    def wrapped(*args: object, **kwargs: object) -> T:
+        t0 = time.perf_counter()
+        try:
+            return fn(*args, **kwargs)
+        finally:
+            sink.setdefault(name, []).append((time.perf_counter() - t0) * 1000)
+    return wrapped
+
+
+def _page_ms(frame: np.ndarray, repeats: int) -> dict[str, float]:
+    rec = Recognizer(MODELS["int8"], num_threads=1)
+    ms, lines = [], 0
+    for _ in range(repeats):
+        reader = PageReader(rec)  # a fresh cache: every line is new
+        t0 = time.perf_counter()
+        page = reader.read(frame)
+        ms.append((time.perf_counter() - t0) * 1000)
+        lines = len(page.lines)
+    return {"ms": statistics.median(ms), "lines": lines}
 
 
 def api_latency(requests: int = 100) -> dict[str, float]:
-    """Client-side time of ``POST /api/ocr`` with one sample line (multipart, keep-alive),
-    through a real socket to the API in this process."""
-    import http.client
-    import socket
-    import threading
-
+    """Client-side time of ``POST /api/ocr`` with one sample line (multipart, keep-alive)."""
     from edge_ocr.api import build_api
     from edge_ocr.config import HttpConfig
-    from edge_ocr.recognizer import Recognizer
 
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    root = SAMPLE_VIDEO.parent / "lines"
-    line = sorted(root.glob("*.png"))[0]
-    data = line.read_bytes()
-    api = build_api(HttpConfig(port=port, threads=1), Recognizer(Path(__file__).resolve().parent.parent
-                                                                 / "models" / "crnn_zh_en_int8.tflite"))
+    port = _free_port()
+    line = sorted(SAMPLES.glob("*.png"))[0]
+    api = build_api(HttpConfig(port=port, threads=1), Recognizer(MODELS["int8"], num_threads=1))
     stop = threading.Event()
     threading.Thread(target=api.serve, args=(stop,), daemon=True).start()
     body = (b"--b0undary\r\nContent-Disposition: form-data; name=\"image\"; filename=\"line.png\"\r\n\r\n"
-            + data + b"\r\n--b0undary--\r\n")
+            + line.read_bytes() + b"\r\n--b0undary--\r\n")
     headers = {"Content-Type": "multipart/form-data; boundary=b0undary"}
-    for _ in range(100):
-        try:
-            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
-            conn.request("GET", "/openapi.json")
-            conn.getresponse().read()
-            break
-        except OSError:
-            time.sleep(0.05)
+    conn = _connect(port)
     times, server = [], []
     for _ in range(requests):
         t0 = time.perf_counter()
@@ -115,23 +235,129 @@ def api_latency(requests: int = 100) -> dict[str, float]:
         times.append((time.perf_counter() - t0) * 1000)
         server.append(json.loads(reply)["processing_time_ms"])
     stop.set()
-    return {"api_median_ms": statistics.median(times), "api_p90_ms": float(np.percentile(times, 90)),
-            "api_server_median_ms": statistics.median(server), "api_requests": requests, "api_line": line.name}
+    return {**_stats(times), "server_median_ms": statistics.median(server), "line": line.name}
 
 
-def report(r: dict[str, float]) -> str:
-    return "\n".join([
-        "# Daemon frame costs (1920×1080 sample board, 1 thread)", "",
-        "| frame | ms |", "|---|---|",
-        f"| first after start (cold) | {r['cold_ms']:.1f} |",
-        f"| unchanged board, median of {r['unchanged_frames']} | {r['unchanged_median_ms']:.2f} |",
-        f"| unchanged board, p90 | {r['unchanged_p90_ms']:.2f} |",
-        f"| one line changed (cache warm), median | {r['changed_median_ms']:.1f} |", "",
-        f"`POST /api/ocr` with one line ({r['api_line']}), {r['api_requests']} requests over one keep-alive "
-        f"connection, 1 thread: median {r['api_median_ms']:.1f} ms, p90 {r['api_p90_ms']:.1f} ms at the client "
-        f"({r['api_server_median_ms']:.1f} ms of it recognition).", "",
-        f"Messages sent while the board was unchanged: {r['sent_while_unchanged']}. "
-        f"Line cache hit rate: {r['cache_hit_rate']:.2f}.", ""])
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _connect(port: int) -> http.client.HTTPConnection:
+    for _ in range(200):
+        try:
+            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+            conn.request("GET", "/openapi.json")
+            conn.getresponse().read()
+            return conn
+        except OSError:
+            time.sleep(0.05)
+    raise RuntimeError("API did not start")
+
+
+def _rss_kb(pid: int) -> tuple[int, int]:
+    fields = dict(line.split(":", 1) for line in Path(f"/proc/{pid}/status").read_text().splitlines() if ":" in line)
+    return int(fields["VmRSS"].split()[0]), int(fields["VmHWM"].split()[0])
+
+
+def daemon_footprint(seconds: float = 20.0) -> dict[str, float]:
+    """Start-up to READY=1 and RSS of ``edge-ocr run`` on the looping sample video (MQTT off)."""
+    with tempfile.TemporaryDirectory() as tmp:
+        sock_path = Path(tmp) / "notify"
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        sock.bind(str(sock_path))
+        sock.settimeout(30)
+        env = {**os.environ, "NOTIFY_SOCKET": str(sock_path), "EDGE_OCR_MQTT_ENABLED": "false",
+               "EDGE_OCR_CAPTURE_SOURCE": str(SAMPLE_VIDEO), "EDGE_OCR_CAPTURE_LOOP": "true",
+               "EDGE_OCR_CAPTURE_FPS": "4", "EDGE_OCR_SERVICE_STATE_DIR": str(Path(tmp) / "state"),
+               "EDGE_OCR_SERVICE_LOG_LEVEL": "warning"}
+        t0 = time.perf_counter()
+        proc = subprocess.Popen([sys.executable, "-m", "edge_ocr", "run"], env=env, stdout=subprocess.DEVNULL,
+                                stderr=subprocess.DEVNULL)
+        try:
+            while not sock.recv(4096).startswith(b"READY=1"):
+                pass
+            ready_s = time.perf_counter() - t0
+            samples = []
+            end = time.monotonic() + seconds
+            while time.monotonic() < end:
+                samples.append(_rss_kb(proc.pid)[0])
+                time.sleep(0.5)
+            peak = _rss_kb(proc.pid)[1]
+        finally:
+            proc.send_signal(signal.SIGTERM)
+            proc.wait(30)
+    return {"ready_s": ready_s, "rss_start_mb": samples[0] / 1024, "rss_steady_mb": statistics.median(
+        samples[len(samples) // 2:]) / 1024, "rss_peak_mb": peak / 1024, "seconds": seconds}
+
+
+def machine() -> dict[str, object]:
+    model = platform.processor() or platform.machine()
+    try:
+        fields = dict(line.split(":", 1) for line in Path("/proc/cpuinfo").read_text().splitlines() if ":" in line)
+        fields = {k.strip().lower(): v.strip() for k, v in fields.items()}
+        model = fields.get("model name") or fields.get("model") or fields.get("hardware") or model
+    except OSError:
+        pass
+    return {"cpu": model, "cores": os.cpu_count(), "load_avg": os.getloadavg(), "python": platform.python_version(),
+            "machine": platform.machine(), "model_mb": MODELS["int8"].stat().st_size / 1e6}
+
+
+def run(quick: bool = False) -> dict:
+    """Everything above; ``quick`` shortens the repeats (a smoke run, not for quoting)."""
+    result = {"machine": machine(), "lines": line_latency(3 if quick else 20)}
+    result["frames"] = frame_costs(1 if quick else 3)
+    result["api"] = api_latency(10 if quick else 100)
+    result["daemon"] = daemon_footprint(3.0 if quick else 20.0)
+    result["machine"]["load_avg_after"] = os.getloadavg()
+    return result
+
+
+TARGETS = {"line_20_int8_ms": 8.0, "frame_15_lines_ms": 150.0, "unchanged_ms": 5.0, "rss_steady_mb": 150.0,
+           "model_mb": 6.0, "ready_s": 3.0, "api_ms": 50.0}
+
+
+def report(r: dict) -> str:
+    m, f, d = r["machine"], r["frames"], r["daemon"]
+    ours = next(x for x in r["lines"] if x["model"] == "int8" and x["threads"] == 1 and x["lines"] == "~20 chars"
+                and x["runtime"] == available_runtimes()[0])
+    first = f["stages_ms"]["total (first frame, 15 new lines)"]
+    checks = [("one ~20-character line, int8, 1 thread", f"{ours['median_ms']:.1f} ms", TARGETS["line_20_int8_ms"],
+               ours["median_ms"]),
+              ("1080p frame, 15 new lines", f"{first:.0f} ms", TARGETS["frame_15_lines_ms"], first),
+              ("unchanged frame", f"{f['stages_ms']['unchanged frame']:.2f} ms", TARGETS["unchanged_ms"],
+               f["stages_ms"]["unchanged frame"]),
+              ("daemon steady RSS", f"{d['rss_steady_mb']:.0f} MB", TARGETS["rss_steady_mb"], d["rss_steady_mb"]),
+              ("model file", f"{m['model_mb']:.2f} MB", TARGETS["model_mb"], m["model_mb"]),
+              ("start-up to READY", f"{d['ready_s']:.2f} s", TARGETS["ready_s"], d["ready_s"]),
+              ("POST /api/ocr, one line", f"{r['api']['median_ms']:.1f} ms", TARGETS["api_ms"], r["api"]["median_ms"])]
+    out = [f"# edge-ocr benchmark on {m['cpu']} ({m['cores']} cores, {m['machine']}, Python {m['python']})", "",
+           f"Load average before {m['load_avg'][0]:.2f}, after {m['load_avg_after'][0]:.2f}. Medians; 1 thread "
+           "unless said.", "", "## Targets", "", "| what | measured | target | |", "|---|---|---|---|"]
+    out += [f"| {name} | {shown} | ≤ {target:g} | {'✓' if value <= target else '✗ missed'} |"
+            for name, shown, target, value in checks]
+    out += ["", "## Per line (32 px high; characters and width are the class means)", "",
+            "| model | runtime | threads | lines | chars | px | median ms | p90 ms | lines/s |",
+            "|---|---|---|---|---|---|---|---|---|"]
+    out += [f"| {x['model']} | {x['runtime']} | {x['threads']} | {x['lines']} | {x['chars']:.0f} | "
+            f"{x['width_px']:.0f} | {x['median_ms']:.1f} | {x['p90_ms']:.1f} | {x['lines_per_s']:.0f} |"
+            for x in r["lines"]]
+    out += ["", f"## A 1920×1080 board ({f['lines_found_of_15']} of 15 lines found)", "", "| stage | ms |", "|---|---|"]
+    out += [f"| {k} | {v:.2f} |" for k, v in f["stages_ms"].items()]
+    out += ["", "## Growth (vision + recognition, every line new)", "", "| lines (1080p) | ms | lines found |",
+            "|---|---|---|"]
+    out += [f"| {n} | {v['ms']:.0f} | {v['lines']} |" for n, v in f["growth_lines_ms"].items()]
+    out += ["", "| frame size (15 lines) | ms | lines found |", "|---|---|---|"]
+    out += [f"| {n} | {v['ms']:.0f} | {v['lines']} |" for n, v in f["growth_size_ms"].items()]
+    out += ["", "## The daemon as a process", "",
+            f"Start-up to READY=1: {d['ready_s']:.2f} s. RSS: {d['rss_start_mb']:.0f} MB at READY, "
+            f"{d['rss_steady_mb']:.0f} MB steady, {d['rss_peak_mb']:.0f} MB peak (sample video looping at 4 fps for "
+            f"{d['seconds']:.0f} s). Model file {m['model_mb']:.2f} MB.", "",
+            f"`POST /api/ocr` with one line ({r['api']['line']}), keep-alive: median {r['api']['median_ms']:.1f} ms, "
+            f"p90 {r['api']['p90_ms']:.1f} ms at the client ({r['api']['server_median_ms']:.1f} ms of it in the "
+            "server's recogniser).", ""]
+    return "\n".join(out)
 
 
 def emit(text: str, path: Path | None) -> None:
@@ -140,4 +366,3 @@ def emit(text: str, path: Path | None) -> None:
     if path:
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(text, encoding="utf-8")
-

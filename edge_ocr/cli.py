@@ -139,9 +139,13 @@ def _serve(args: argparse.Namespace) -> int:
 
 
 def _bench(args: argparse.Namespace) -> int:
-    from edge_ocr.bench import api_latency, emit, report, run
+    from edge_ocr.bench import emit, report, run
 
-    emit(report({**run(args.frames), **api_latency()}), args.report)
+    result = run(quick=args.quick)
+    if args.json:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps(result, indent=1, default=float), encoding="utf-8")
+    emit(report(result), args.report)
     return 0
 
 
@@ -187,8 +191,9 @@ def build_parser() -> argparse.ArgumentParser:
     srv.add_argument("--token", default=None, help="bearer token (better: EDGE_OCR_HTTP_TOKEN)")
     srv.set_defaults(func=_serve)
     b = sub.add_parser("bench", help="measure frame and API costs on this device (Markdown report)")
-    b.add_argument("--frames", type=int, default=200)
-    b.add_argument("--report", type=Path, default=None)
+    b.add_argument("--quick", action="store_true", help="few repeats: a smoke run, not figures to quote")
+    b.add_argument("--report", type=Path, default=None, help="also write the Markdown report here")
+    b.add_argument("--json", type=Path, default=None, help="also write the raw figures as JSON")
     b.set_defaults(func=_bench)
     w = sub.add_parser("watch", help="subscribe and print pages and line events as they arrive")
     w.add_argument("--host", default="localhost")

@@ -39,7 +39,10 @@ def decode_image(data: bytes, name: str = "image", max_pixels: int = MAX_PIXELS)
     size = header_size(data)
     if size is not None and size[0] * size[1] > max_pixels:
         raise ImageError(f"{name}: image too large ({size[0]}×{size[1]} pixels, limit {max_pixels})")
-    image = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
+    try:
+        image = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
+    except cv2.error as exc:  # OpenCV asserts on some impossible headers (found by tests/test_fuzz.py)
+        raise ImageError(f"{name}: not a decodable image ({str(exc).strip().splitlines()[-1][:120]})") from None
     if image is None:
         raise ImageError(f"{name}: not a decodable image (corrupt, truncated or unsupported format)")
     if image.shape[0] * image.shape[1] > max_pixels:
@@ -68,8 +71,9 @@ def to_bgr8(image: np.ndarray) -> np.ndarray:
     if image.dtype == np.uint16:
         image = (image >> 8).astype(np.uint8)
     elif image.dtype.kind == "f":
-        scale = 255.0 if float(np.nanmax(image)) <= 1.0 else 1.0
-        image = np.clip(np.nan_to_num(image) * scale, 0, 255).astype(np.uint8)
+        image = np.nan_to_num(image, nan=0.0, posinf=0.0, neginf=0.0)  # a sensor's NaNs are black, not an error
+        scale = 255.0 if float(image.max()) <= 1.0 else 1.0
+        image = np.clip(image * scale, 0, 255).astype(np.uint8)
     elif image.dtype != np.uint8:
         image = np.clip(image, 0, 255).astype(np.uint8)
     if image.ndim == 2:

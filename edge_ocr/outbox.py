@@ -111,12 +111,13 @@ class Outbox:
                 raise OutboxError(f"outbox {self.path}: {exc}") from exc
         return out
 
-    def stamp(self, body: dict) -> dict:
-        """``body`` with a message id and the next sequence number, not stored (for retained
-        state such as health, which is re-sent whole on every change)."""
+    def stamp(self, body: dict, series: str = "state_seq") -> dict:
+        """``body`` with a message id and the next number of its own ``series``, not stored:
+        for retained state such as health, re-sent whole on every change. Its own series keeps
+        the page/event numbers gap-free, so a subscriber can tell a lost message by a gap."""
         with self._lock:
             try:
-                seq = self._bump("seq")
+                seq = self._bump(series)
             except sqlite3.Error as exc:
                 raise OutboxError(f"outbox {self.path}: {exc}") from exc
         return {"msg_id": uuid.uuid4().hex, "seq": seq, **body}

@@ -219,7 +219,7 @@ class Service:
                   for e in events]
         try:
             if self.publisher is None:  # no broker to deliver to: number the messages, keep nothing
-                stored = [self.outbox.stamp(b) for _, b, _ in items]
+                stored = [self.outbox.stamp(b, "seq") for _, b, _ in items]
             else:
                 stored = self.outbox.enqueue(items)
         except OutboxError as exc:

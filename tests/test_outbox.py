@@ -27,7 +27,8 @@ def test_messages_are_numbered_and_survive_a_reopen(tmp_path: Path) -> None:
     box.ack([pending[0].id])
     assert box.depth() == 1 and box.pending(10, exclude={pending[1].id}) == []
     assert box.enqueue([("a/page", {}, True)])[0]["seq"] == 3, "numbering continues after a restart"
-    assert box.stamp({"k": 1})["seq"] == 4
+    assert box.stamp({"k": 1})["seq"] == 1, "state messages are numbered apart"
+    assert box.enqueue([("a/page", {}, True)])[0]["seq"] == 4, "page/event numbers stay gap-free"
 
 
 def test_full_outbox_drops_the_oldest_and_counts(tmp_path: Path) -> None:
