@@ -69,7 +69,8 @@ class MqttPublisher:
         self.connected = threading.Event()
         self.protocol = MQTTProtocolVersion.MQTTv311 if cfg.protocol == "3.1.1" else MQTTProtocolVersion.MQTTv5
         self.published = self.acked = self.rejected = 0
-        self.last_error: str | None = None
+        self.last_error: str | None = None  # about the broker connection
+        self.outbox_error: str | None = None  # acknowledging into the outbox failed (disk full…)
         self._acks: queue.SimpleQueue[tuple[int, bool]] = queue.SimpleQueue()
         self._in_flight: dict[int, tuple[int, float]] = {}  # mid -> (outbox id, handed-over time)
         self._wake = threading.Event()
@@ -77,6 +78,7 @@ class MqttPublisher:
         self._health: bytes | None = None
         self._health_sent = True
         self._downgrade = False
+        self._swap: Outbox | None = None
         self._client: mqtt.Client | None = None
         self._thread = threading.Thread(target=self._run, name="mqtt-sender", daemon=True)
 
@@ -106,6 +108,13 @@ class MqttPublisher:
             client.disconnect()
             client.loop_stop()
         return self.outbox.depth()
+
+    def swap_outbox(self, outbox: Outbox) -> None:
+        """Send from ``outbox`` from now on (the durable one replacing an in-memory stand-in).
+        The sender thread makes the switch and forgets what was in flight: those messages are
+        in the new outbox too and go again (duplicates, dropped by msg_id)."""
+        self._swap = outbox
+        self._wake.set()
 
     def wake(self) -> None:
         """New messages are in the outbox."""
@@ -189,15 +198,20 @@ class MqttPublisher:
             self._wake.wait(0.5)
             self._wake.clear()
             try:
+                if self._swap is not None:
+                    self.outbox, self._swap = self._swap, None
+                    self._in_flight.clear()
                 if self._downgrade:
                     self._restart_as_311()
                 self._take_acks()
                 if self.connected.is_set():
                     self._send_health()
                     self._send_pending()
+                self.outbox_error = None
             except OutboxError as exc:
-                self.last_error = str(exc)
-                log.error("outbox_error", error=str(exc))
+                if self.outbox_error != str(exc):
+                    log.error("outbox_error", error=str(exc))
+                self.outbox_error = str(exc)
                 self._stop.wait(1.0)
 
     def _restart_as_311(self) -> None:

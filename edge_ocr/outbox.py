@@ -53,7 +53,8 @@ class Outbox:
         self._lock = threading.Lock()
         self.recovered_from: Path | None = None
         try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
+            if self.durable:
+                self.path.parent.mkdir(parents=True, exist_ok=True)
             self._db = self._connect()
         except sqlite3.DatabaseError as exc:
             if "not a database" not in str(exc) and "malformed" not in str(exc):
@@ -64,6 +65,37 @@ class Outbox:
             self._db = self._connect()
         except OSError as exc:
             raise OutboxError(f"outbox {self.path}: {exc.strerror or exc}") from exc
+
+    @classmethod
+    def in_memory(cls, max_messages: int = 10_000) -> Outbox:
+        """A stand-in while the state directory is unusable: same behaviour, not durable."""
+        return cls(":memory:", max_messages)
+
+    @property
+    def durable(self) -> bool:
+        return str(self.path) != ":memory:"
+
+    def adopt(self, other: Outbox) -> int:
+        """Take over ``other``'s pending messages as they are (ids, numbers and all); later
+        numbers continue after the highest adopted one. Returns how many were taken."""
+        rows = other.pending(other.depth() + 1)
+        if not rows:
+            return 0
+        top = max(json.loads(m.payload).get("seq", 0) for m in rows)
+        with self._lock:
+            try:
+                self._db.execute("BEGIN IMMEDIATE")
+                self._db.executemany(
+                    "INSERT INTO messages(topic, payload, qos, retain, created) VALUES(?, ?, ?, ?, ?)",
+                    [(m.topic, m.payload, m.qos, int(m.retain), time.time()) for m in rows])
+                if top > self._counter("seq"):
+                    self._bump("seq", top - self._counter("seq"))
+                self._db.execute("COMMIT")
+            except sqlite3.Error as exc:
+                if self._db.in_transaction:
+                    self._db.execute("ROLLBACK")
+                raise OutboxError(f"outbox {self.path}: {exc}") from exc
+        return len(rows)
 
     def _connect(self) -> sqlite3.Connection:
         db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None, timeout=5.0)
@@ -105,16 +137,16 @@ class Outbox:
                         self._bump("dropped", excess)
                     self._db.execute("COMMIT")
                 except BaseException:
-                    self._db.execute("ROLLBACK")
+                    if self._db.in_transaction:  # SQLite may have rolled back by itself (I/O error)
+                        self._db.execute("ROLLBACK")
                     raise
             except sqlite3.Error as exc:
                 raise OutboxError(f"outbox {self.path}: {exc}") from exc
         return out
 
     def stamp(self, body: dict, series: str = "state_seq") -> dict:
-        """``body`` with a message id and the next number of its own ``series``, not stored:
-        for retained state such as health, re-sent whole on every change. Its own series keeps
-        the page/event numbers gap-free, so a subscriber can tell a lost message by a gap."""
+        """``body`` with a message id and the next number of ``series``, not stored (the
+        daemon without a broker numbers its stdout pages this way)."""
         with self._lock:
             try:
                 seq = self._bump(series)

@@ -13,6 +13,7 @@ import signal
 import sys
 import threading
 import time
+import uuid
 from pathlib import Path
 
 import numpy as np
@@ -24,7 +25,7 @@ from edge_ocr.capture import Capture, make_camera
 from edge_ocr.config import Config, ConfigError
 from edge_ocr.document import diff
 from edge_ocr.gate import Gate
-from edge_ocr.imageio import ImageError
+from edge_ocr.imageio import ImageError, to_bgr8
 from edge_ocr.log import Log, setup
 from edge_ocr.metrics import Histogram
 from edge_ocr.mqtt import MqttPublisher
@@ -34,6 +35,8 @@ from edge_ocr.recognizer import Recognizer
 
 ROOT = Path(__file__).resolve().parent.parent
 HEALTH_EVERY_S = 10.0
+OUTBOX_RETRY_S = 10.0
+UNSTORED_MAX = 1000  # messages kept in memory while the disk refuses them
 log = Log("edge_ocr.service")
 
 
@@ -70,14 +73,58 @@ class Service:
         self.live: tuple[np.ndarray, dict] | None = None  # the last published frame and page, for the web view
         self._lines: list[PageLine] | None = None
         self._health_at = 0.0
+        self._health_seq = 0
         self.reader = build_reader(cfg)
         self.gate = Gate(cfg.gate)
-        self.outbox = Outbox(cfg.outbox_path, cfg.outbox.max_messages)
+        self._unstored: list[tuple[str, dict, bool]] = []
+        self._outbox_retry_at = 0.0
+        self.outbox = self._open_outbox(cfg)
         self.publisher = self._make_publisher(cfg)
         self._http_stop = threading.Event()
         self.api: Api | None = None
         if cfg.http.enabled:
             self.api = build_api(cfg.http, build_reader(cfg).recognizer, self)
+
+    def _open_outbox(self, cfg: Config) -> Outbox:
+        """The durable outbox; if the state directory is unusable, an in-memory stand-in (a
+        fault on health and in the logs; the durable one is tried again every 10 s)."""
+        try:
+            outbox = Outbox(cfg.outbox_path, cfg.outbox.max_messages)
+        except OutboxError as exc:
+            self.faults["outbox"] = f"{exc} (messages kept in memory until it works)"
+            log.error("outbox_unusable", error=str(exc), fallback="memory")
+            self._outbox_retry_at = time.monotonic() + OUTBOX_RETRY_S
+            return Outbox.in_memory(cfg.outbox.max_messages)
+        if outbox.recovered_from is not None:
+            log.error("outbox_damaged", kept=str(outbox.recovered_from), started="empty")
+        return outbox
+
+    def _retry_outbox(self) -> None:
+        """Bring a degraded outbox back: open the durable one, adopt what the stand-in holds,
+        store what could not be stored."""
+        if time.monotonic() < self._outbox_retry_at:
+            return
+        self._outbox_retry_at = time.monotonic() + OUTBOX_RETRY_S
+        try:
+            if not self.outbox.durable:
+                durable = Outbox(self.cfg.outbox_path, self.cfg.outbox.max_messages)
+                adopted = durable.adopt(self.outbox)
+                old, self.outbox = self.outbox, durable
+                if self.publisher is not None:
+                    self.publisher.swap_outbox(durable)
+                old.close()
+                log.info("outbox_durable_again", adopted=adopted)
+            while self._unstored:
+                self.outbox.enqueue(self._unstored[:50])
+                del self._unstored[:50]
+        except OutboxError as exc:
+            self.faults["outbox"] = str(exc)
+            return
+        self.faults["outbox"] = None
+        log.info("outbox_recovered", depth=self.outbox.depth())
+        if self.publisher is not None:
+            self.publisher.wake()
+        self._update_health(force=True)
 
     def _make_publisher(self, cfg: Config) -> MqttPublisher | None:
         if not cfg.mqtt.enabled:
@@ -164,6 +211,8 @@ class Service:
 
     def _tick(self) -> None:
         self.watchdog.progress()
+        if self.faults["outbox"] or self._unstored:
+            self._retry_outbox()
         if self._reload.is_set():
             self._apply_reload()
         self._update_health()
@@ -183,6 +232,12 @@ class Service:
     def _on_frame(self, image: np.ndarray, seq: int, ts: float) -> None:
         self.counters["frames_seen"] += 1
         self.last_frame_ts = ts
+        try:
+            image = to_bgr8(image)  # a camera may hand over anything: odd shapes, types, channels
+        except ImageError as exc:
+            self.counters["frame_errors"] += 1
+            log.error("frame_rejected", frame=seq, error=str(exc))
+            return
         if self._capture_now.is_set():
             self._capture_now.clear()
             self.gate.force()
@@ -220,17 +275,20 @@ class Service:
         try:
             if self.publisher is None:  # no broker to deliver to: number the messages, keep nothing
                 stored = [self.outbox.stamp(b, "seq") for _, b, _ in items]
+            elif self._unstored:
+                raise OutboxError("earlier messages are still waiting for the disk")
             else:
                 stored = self.outbox.enqueue(items)
         except OutboxError as exc:
-            # Nothing was stored; the next changed frame tries again with the then-current page.
-            self.faults["outbox"] = str(exc)
-            log.error("outbox_write_failed", error=str(exc))
-            self._update_health(force=True)
-            return
-        if self.faults["outbox"]:
-            self.faults["outbox"] = None
-            self._update_health(force=True)
+            # Disk full or read-only: keep the messages (bounded) and store them, in order, when
+            # the disk takes them again; the page state moves on meanwhile.
+            self._unstored = (self._unstored + items)[-UNSTORED_MAX:]
+            if not self.faults["outbox"]:
+                self.faults["outbox"] = str(exc)
+                log.error("outbox_write_failed", error=str(exc), waiting=len(self._unstored))
+                self._update_health(force=True)
+            self._outbox_retry_at = min(self._outbox_retry_at, time.monotonic() + 2.0)
+            stored = [{"seq": None, **body} for _, body, _ in items]
         self._lines = page.lines
         self.last_page = stored[0]
         self.live = (image, stored[0])
@@ -246,8 +304,10 @@ class Service:
             sys.stdout.flush()
 
     def health(self) -> dict:
-        mqtt_error = self.publisher.last_error if self.publisher else None
-        faults = {k: v for k, v in {**self.faults, "mqtt": mqtt_error}.items() if v}
+        pub = self.publisher
+        faults = {k: v for k, v in {**self.faults, "mqtt": pub.last_error if pub else None}.items() if v}
+        if pub is not None and pub.outbox_error and "outbox" not in faults:
+            faults["outbox"] = pub.outbox_error
         return {"device": self.cfg.device.id, "state": "degraded" if faults else "ok", "faults": faults,
                 "model": self.reader.recognizer.contract.id, "uptime_s": round(time.time() - self.started, 1),
                 "last_frame_ts": self.last_frame_ts, "outbox_depth": self.outbox.depth(),
@@ -259,10 +319,9 @@ class Service:
         if self.publisher is None or (not force and now - self._health_at < HEALTH_EVERY_S):
             return
         self._health_at = now
-        try:
-            self.publisher.set_health(self.outbox.stamp(self.health()))
-        except OutboxError as exc:
-            self.faults["outbox"] = str(exc)
+        # Numbered in memory: health must get out when the disk is what failed.
+        self._health_seq += 1
+        self.publisher.set_health({"msg_id": uuid.uuid4().hex, "seq": self._health_seq, **self.health()})
 
     def _shutdown(self) -> None:
         systemd.notify("STOPPING=1")

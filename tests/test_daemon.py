@@ -98,7 +98,7 @@ def test_sample_video_in_pages_and_events_out(broker: Broker, tmp_path: Path) ->
     assert "level=info event=page" in out and "password" not in out
 
 
-def test_broker_killed_ten_times_loses_nothing(broker: Broker, tmp_path: Path) -> None:
+def test_broker_killed_twenty_times_loses_nothing(broker: Broker, tmp_path: Path) -> None:
     sub = Subscriber(broker.port, "edge-ocr/test/+")
     svc = _service(broker.port, tmp_path / "state", EDGE_OCR_CAPTURE_LOOP="true", EDGE_OCR_CAPTURE_FPS="30")
     produced: list[dict] = []
@@ -111,7 +111,7 @@ def test_broker_killed_ten_times_loses_nothing(broker: Broker, tmp_path: Path) -
 
     svc.outbox.enqueue = recording_enqueue
     t = _run_in_thread(svc)
-    for _ in range(10):
+    for _ in range(20):
         time.sleep(0.7)
         broker.kill()
         time.sleep(0.3)
@@ -126,7 +126,7 @@ def test_broker_killed_ten_times_loses_nothing(broker: Broker, tmp_path: Path) -
     received = sub.json("/page") + sub.json("/events")
     sub.close()
     duplicates = len(received) - len({d["msg_id"] for d in received})
-    print(f"broker killed 10×: produced {len(want)}, delivered {len(want & got())}, duplicates {duplicates}")
+    print(f"broker killed 20×: produced {len(want)}, delivered {len(want & got())}, duplicates {duplicates}")
     assert len(want) >= 20
 
 
