@@ -213,6 +213,25 @@ def _page_ms(frame: np.ndarray, repeats: int) -> dict[str, float]:
     return {"ms": statistics.median(ms), "lines": lines}
 
 
+def profile_frame(n_lines: int = 15, top: int = 8) -> list[tuple[str, float, float]]:
+    """cProfile of one 1080p page read with ``n_lines`` new lines: (function, own ms, cumulative ms)."""
+    import cProfile
+    import pstats
+
+    reader = PageReader(Recognizer(MODELS["int8"], num_threads=1))
+    frame = board(n_lines)
+    reader.read(frame)
+    reader = PageReader(reader.recognizer)
+    prof = cProfile.Profile()
+    prof.enable()
+    reader.read(frame)
+    prof.disable()
+    stats = pstats.Stats(prof).stats
+    rows = [(f"{Path(f).name}:{line} {name}", tt * 1000, ct * 1000) for (f, line, name), (_, _, tt, ct, _) in
+            stats.items()]
+    return sorted(rows, key=lambda r: -r[1])[:top]
+
+
 def api_latency(requests: int = 100) -> dict[str, float]:
     """Client-side time of ``POST /api/ocr`` with one sample line (multipart, keep-alive)."""
     from edge_ocr.api import build_api
@@ -308,6 +327,7 @@ def run(quick: bool = False) -> dict:
     """Everything above; ``quick`` shortens the repeats (a smoke run, not for quoting)."""
     result = {"machine": machine(), "lines": line_latency(3 if quick else 20)}
     result["frames"] = frame_costs(1 if quick else 3)
+    result["profile"] = profile_frame()
     result["api"] = api_latency(10 if quick else 100)
     result["daemon"] = daemon_footprint(3.0 if quick else 20.0)
     result["machine"]["load_avg_after"] = os.getloadavg()
@@ -345,6 +365,9 @@ def report(r: dict) -> str:
             for x in r["lines"]]
     out += ["", f"## A 1920×1080 board ({f['lines_found_of_15']} of 15 lines found)", "", "| stage | ms |", "|---|---|"]
     out += [f"| {k} | {v:.2f} |" for k, v in f["stages_ms"].items()]
+    out += ["", "Where a 15-line frame's time goes (cProfile, the functions with the most time of their own):", "",
+            "| function | own ms | cumulative ms |", "|---|---|---|"]
+    out += [f"| `{name}` | {own:.1f} | {cum:.1f} |" for name, own, cum in r["profile"]]
     out += ["", "## Growth (vision + recognition, every line new)", "", "| lines (1080p) | ms | lines found |",
             "|---|---|---|"]
     out += [f"| {n} | {v['ms']:.0f} | {v['lines']} |" for n, v in f["growth_lines_ms"].items()]

@@ -117,9 +117,8 @@ class Recognizer:
         return [r for r in results if r is not None]
 
     def _decode(self, logits: np.ndarray) -> LineResult:
-        lp = ctc.log_softmax(logits)
         if self.decoder == "greedy":
-            d = ctc.greedy(lp)
+            d = ctc.greedy_logits(logits)
         else:
-            d = ctc.beam_search(lp, self.beam_width, lm=self.lm, lm_weight=self.lm_weight)
+            d = ctc.beam_search(ctc.log_softmax(logits), self.beam_width, lm=self.lm, lm_weight=self.lm_weight)
         return LineResult(self.charset.decode(d.ids), d.confidence, d.char_conf)

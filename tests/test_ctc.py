@@ -2,7 +2,7 @@ import math
 
 import numpy as np
 
-from edge_ocr.ctc import beam_search, greedy, log_softmax
+from edge_ocr.ctc import beam_search, greedy, greedy_logits, log_softmax
 
 
 def _lp(rows: list[list[float]]) -> np.ndarray:
@@ -64,3 +64,14 @@ def test_language_model_settles_an_ambiguous_frame(tmp_path) -> None:
     assert lm.score(1, 2) > lm.score(1, 1)
     assert beam_search(lp, beam_width=8, prune=-50, top_k=3).ids == [1, 1]
     assert beam_search(lp, beam_width=8, prune=-50, top_k=3, lm=lm, lm_weight=0.5).ids == [1, 2]
+
+
+def test_greedy_on_logits_equals_greedy_on_log_probs() -> None:
+    rng = np.random.default_rng(3)
+    for _ in range(20):
+        logits = rng.normal(0, 3, (40, 50)).astype(np.float32)
+        logits[rng.random(40) < 0.5, 0] += 8  # many blank frames, as in real output
+        a, b = greedy(log_softmax(logits)), greedy_logits(logits)
+        assert a.ids == b.ids and a.frames == b.frames and np.allclose(a.char_conf, b.char_conf)
+    empty = greedy_logits(np.tile(np.array([[9.0, 0.0, 0.0]], np.float32), (5, 1)))
+    assert empty.ids == [] and empty.confidence == 1.0
