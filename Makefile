@@ -11,7 +11,7 @@ APT_CONVERT := fonts-noto-cjk fonts-wqy-zenhei fonts-wqy-microhei fonts-arphic-u
 	fonts-humor-sans fonts-breip fonts-femkeklaver fonts-kristi fonts-rufscript fonts-comic-neue \
 	fonts-dejavu-core fonts-liberation2 fonts-smiley-sans fortunes-zh fortunes fortunes-min wamerican
 
-.PHONY: run deps-runtime deps-test install uninstall arm64-check soak bench test test-runtime test-toolchain lint model data train export evaluate samples lm lm-tune bench bench-vision clean
+.PHONY: run deps-runtime deps-test install uninstall arm64-check soak bench bench-accuracy test test-runtime test-toolchain lint model data train export evaluate samples lm lm-tune bench bench-vision clean
 
 # Install Debian packages only when root and only those missing (idempotent, quiet when done).
 define apt_install
@@ -126,6 +126,12 @@ lm-tune: $(CVENV)/.done
 # same lines: reports/bench.md + .png + .json. The peers live in the toolchain's environment.
 bench: $(CVENV)/.peers models/crnn_zh_en_float.tflite
 	$(CPY) -m convert.speed_bench --out reports/bench
+
+# Our model against Tesseract and PP-OCRv4/v6 on the same line crops: the dev set's real lines
+# (when DEVSET exists) and 500 held-out synthetic lines (when rendered): reports/accuracy.md/.png
+bench-accuracy: $(CVENV)/.peers models/crnn_zh_en_float.tflite
+	$(CPY) -m convert.accuracy_bench --split data/test --out reports/accuracy \
+	  $(if $(wildcard $(DEVSET)/labels.tsv),--devset $(DEVSET))
 
 $(CVENV)/.peers: requirements/bench.txt | $(CVENV)/.done
 	$(call apt_install,tesseract-ocr tesseract-ocr-chi-sim)
