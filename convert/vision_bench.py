@@ -20,18 +20,12 @@ from tqdm import tqdm
 from convert.metrics import edit_distance, squash
 from convert.scenes import SceneRenderer
 from edge_ocr.bench import emit
+from edge_ocr.document import match_boxes
 from edge_ocr.page import PageReader
 from edge_ocr.recognizer import Recognizer
 from edge_ocr.vision.clean import ink_gray
 from edge_ocr.vision.lines import LineRegion, crop_line
 from edge_ocr.vision.surface import ANALYSIS_SIDE
-
-
-def iou(a: np.ndarray, b: np.ndarray) -> float:
-    a, b = a.astype(np.float32).reshape(4, 2), b.astype(np.float32).reshape(4, 2)
-    inter, _ = cv2.intersectConvexConvex(cv2.convexHull(a), cv2.convexHull(b))
-    union = cv2.contourArea(a) + cv2.contourArea(b) - inter
-    return float(inter / union) if union > 0 else 0.0
 
 
 def pad_box(box: np.ndarray, frac: float = 0.15) -> np.ndarray:
@@ -47,23 +41,9 @@ def pad_box(box: np.ndarray, frac: float = 0.15) -> np.ndarray:
     return np.array([grown[s.argmin()], grown[d.argmin()], grown[s.argmax()], grown[d.argmax()]], np.float32)
 
 
-def match(gt: list[np.ndarray], pred: list[np.ndarray], thresh: float = 0.5) -> list[tuple[int, int]]:
-    """Greedy one-to-one matching by IoU."""
-    pairs = sorted(((iou(g, p), i, j) for i, g in enumerate(gt) for j, p in enumerate(pred)), reverse=True)
-    used_g, used_p, out = set(), set(), []
-    for v, i, j in pairs:
-        if v < thresh:
-            break
-        if i not in used_g and j not in used_p:
-            used_g.add(i)
-            used_p.add(j)
-            out.append((i, j))
-    return out
-
-
 def page_errors(gt: list[tuple[str, np.ndarray]], pred: list[tuple[str, np.ndarray]]) -> tuple[int, int]:
     """(edits, reference chars) with lines matched at IoU ≥ 0.1; unmatched lines cost their length."""
-    pairs = match([b for _, b in gt], [b for _, b in pred], 0.1)
+    pairs = match_boxes([b for _, b in gt], [b for _, b in pred], 0.1)
     edits = sum(edit_distance(squash(gt[i][0]), squash(pred[j][0])) for i, j in pairs)
     mg, mp = {i for i, _ in pairs}, {j for _, j in pairs}
     edits += sum(len(squash(t)) for i, (t, _) in enumerate(gt) if i not in mg)
@@ -141,7 +121,7 @@ def main() -> None:
         for method, st in stats.items():
             page = PageReader(rec, binarizer=method, cache_size=1, analysis_side=a.analysis_side).read(s.frame)
             pred = [(ln.text, np.array(ln.box, np.float32)) for ln in page.lines]
-            m = match(gt_boxes, [b for _, b in pred])
+            m = match_boxes(gt_boxes, [b for _, b in pred], 0.5)
             st["tp"] += len(m)
             st["fp"] += len(pred) - len(m)
             st["fn"] += len(gt_boxes) - len(m)

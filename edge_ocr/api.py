@@ -34,9 +34,9 @@ from edge_ocr.config import HttpConfig
 from edge_ocr.imageio import ImageError, decode_image
 from edge_ocr.log import Log
 from edge_ocr.metrics import Histogram, render
-from edge_ocr.page import PageReader, is_page
+from edge_ocr.page import PageReader, draw_lines, is_page
 from edge_ocr.recognizer import Recognizer
-from edge_ocr.vision.surface import order_corners
+from edge_ocr.vision.surface import frame_quad, rectify
 
 if TYPE_CHECKING:
     from edge_ocr.service import Service
@@ -54,20 +54,12 @@ class ApiError(Exception):
 
 
 def live_picture(frame: np.ndarray, page: dict, side: int = 1024) -> np.ndarray:
-    """The frame's surface rectified (long side ≤ ``side``) with the page's line boxes drawn."""
-    quad = order_corners(np.asarray(page["surface"], np.float32))
-    w = float(max(np.linalg.norm(quad[1] - quad[0]), np.linalg.norm(quad[2] - quad[3])))
-    h = float(max(np.linalg.norm(quad[3] - quad[0]), np.linalg.norm(quad[2] - quad[1])))
-    f = min(1.0, side / max(w, h, 1.0))
-    w, h = max(8, round(w * f)), max(8, round(h * f))
-    dst = np.array([[0, 0], [w - 1, 0], [w - 1, h - 1], [0, h - 1]], np.float32)
-    m = cv2.getPerspectiveTransform(quad, dst)
-    out = cv2.warpPerspective(frame, m, (w, h), flags=cv2.INTER_AREA)
-    for i, line in enumerate(page["lines"]):
-        box = cv2.perspectiveTransform(np.asarray(line["box"], np.float32).reshape(-1, 1, 2), m).astype(np.int32)
-        cv2.polylines(out, [box], True, (0, 0, 230), 2)
-        cv2.putText(out, str(i + 1), tuple(int(v) for v in box[0, 0]), cv2.FONT_HERSHEY_SIMPLEX, 0.6, (0, 0, 230), 2)
-    return out
+    """The frame's surface rectified (long side ≤ ``side``) with the page's numbered line boxes."""
+    surface = rectify(frame, np.asarray(page["surface"], np.float32), side)
+    to_surface = np.linalg.inv(surface.to_frame)
+    boxes = [cv2.perspectiveTransform(np.asarray(ln["box"], np.float32).reshape(-1, 1, 2), to_surface).reshape(-1, 2)
+             for ln in page["lines"]]
+    return draw_lines(surface.image, frame_quad(surface.image), boxes)
 
 
 class Api:

@@ -7,6 +7,7 @@ runtime and the training toolchain so that evaluation decodes exactly as the dev
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -36,20 +37,25 @@ def log_softmax(logits: np.ndarray) -> np.ndarray:
     return x - m - np.log(np.exp(x - m).sum(axis=-1, keepdims=True))
 
 
-def greedy(log_probs: np.ndarray, blank: int = 0) -> Decoded:
-    """Best class per frame, repeats merged, blanks dropped."""
-    best = log_probs.argmax(axis=-1)
+def _collapse(best: np.ndarray, prob: Callable[[int, int], float], blank: int) -> Decoded:
+    """Merge repeats and drop blanks from the best class per frame; a character's confidence is
+    its best frame's probability."""
     ids, conf, frames = [], [], []
     prev = blank
     for t, k in enumerate(best.tolist()):
         if k != blank and k != prev:
             ids.append(k)
-            conf.append(float(math.exp(log_probs[t, k])))
+            conf.append(prob(t, k))
             frames.append(t)
         elif k != blank and k == prev and conf:
-            conf[-1] = max(conf[-1], float(math.exp(log_probs[t, k])))
+            conf[-1] = max(conf[-1], prob(t, k))
         prev = k
     return Decoded(ids, conf, frames)
+
+
+def greedy(log_probs: np.ndarray, blank: int = 0) -> Decoded:
+    """Best class per frame, repeats merged, blanks dropped."""
+    return _collapse(log_probs.argmax(axis=-1), lambda t, k: float(math.exp(log_probs[t, k])), blank)
 
 
 def greedy_logits(logits: np.ndarray, blank: int = 0) -> Decoded:
@@ -61,17 +67,7 @@ def greedy_logits(logits: np.ndarray, blank: int = 0) -> Decoded:
     rows = np.nonzero(best != blank)[0]
     probs = np.exp(log_softmax(x[rows])[np.arange(len(rows)), best[rows]]) if len(rows) else np.zeros(0)
     p_at = dict(zip(rows.tolist(), probs.tolist()))
-    ids, conf, frames = [], [], []
-    prev = blank
-    for t, k in enumerate(best.tolist()):
-        if k != blank and k != prev:
-            ids.append(k)
-            conf.append(float(p_at[t]))
-            frames.append(t)
-        elif k != blank and k == prev and conf:
-            conf[-1] = max(conf[-1], float(p_at[t]))
-        prev = k
-    return Decoded(ids, conf, frames)
+    return _collapse(best, lambda t, k: float(p_at[t]), blank)
 
 
 def _logaddexp(a: float, b: float) -> float:

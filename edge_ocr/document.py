@@ -38,18 +38,24 @@ def box_iou(a: list[list[float]], b: list[list[float]]) -> float:
     return float(inter / union) if union > 0 else 0.0
 
 
+def match_boxes(a: list, b: list, threshold: float) -> list[tuple[int, int]]:
+    """Greedy one-to-one matching of two lists of boxes by IoU, best pair first: (i in a, j in b)."""
+    pairs = sorted(((box_iou(p, q), i, j) for i, p in enumerate(a) for j, q in enumerate(b)), reverse=True)
+    used_a, used_b, out = set(), set(), []
+    for iou, i, j in pairs:
+        if iou < threshold:
+            break
+        if i not in used_a and j not in used_b:
+            used_a.add(i)
+            used_b.add(j)
+            out.append((i, j))
+    return out
+
+
 def diff(old: list[PageLine], new: list[PageLine]) -> list[LineEvent]:
     """Events that turn ``old`` into ``new``: removed first, then changed and added in reading order."""
-    pairs = sorted(((box_iou(o.box, n.box), i, j) for i, o in enumerate(old) for j, n in enumerate(new)),
-                   reverse=True)
-    old_of: dict[int, int] = {}
-    used: set[int] = set()
-    for iou, i, j in pairs:
-        if iou < MATCH_IOU:
-            break
-        if i not in used and j not in old_of:
-            used.add(i)
-            old_of[j] = i
+    old_of = {j: i for i, j in match_boxes([o.box for o in old], [n.box for n in new], MATCH_IOU)}
+    used = set(old_of.values())
     events = [LineEvent("removed", i, o.text, o.text, o.box, o.confidence) for i, o in enumerate(old) if i not in used]
     for j, n in enumerate(new):
         if j not in old_of:

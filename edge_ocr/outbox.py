@@ -17,6 +17,8 @@ import sqlite3
 import threading
 import time
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -76,26 +78,35 @@ class Outbox:
         return str(self.path) != ":memory:"
 
     def adopt(self, other: Outbox) -> int:
-        """Take over ``other``'s pending messages as they are (ids, numbers and all); later
-        numbers continue after the highest adopted one. Returns how many were taken."""
+        """Take over ``other``'s pending messages, their payloads (message ids and numbers) as
+        they are; later numbers continue after the highest adopted one. Returns how many."""
         rows = other.pending(other.depth() + 1)
         if not rows:
             return 0
         top = max(json.loads(m.payload).get("seq", 0) for m in rows)
+        with self._write():
+            self._db.executemany(
+                "INSERT INTO messages(topic, payload, qos, retain, created) VALUES(?, ?, ?, ?, ?)",
+                [(m.topic, m.payload, m.qos, int(m.retain), time.time()) for m in rows])
+            self._bump("seq", max(0, top - self._counter("seq")))
+        return len(rows)
+
+    @contextmanager
+    def _write(self) -> Iterator[None]:
+        """One write transaction under the lock; any SQLite failure (disk full, read-only, I/O)
+        rolls it back and surfaces as OutboxError."""
         with self._lock:
             try:
                 self._db.execute("BEGIN IMMEDIATE")
-                self._db.executemany(
-                    "INSERT INTO messages(topic, payload, qos, retain, created) VALUES(?, ?, ?, ?, ?)",
-                    [(m.topic, m.payload, m.qos, int(m.retain), time.time()) for m in rows])
-                if top > self._counter("seq"):
-                    self._bump("seq", top - self._counter("seq"))
-                self._db.execute("COMMIT")
+                try:
+                    yield
+                    self._db.execute("COMMIT")
+                except BaseException:
+                    if self._db.in_transaction:  # SQLite may have rolled back by itself (I/O error)
+                        self._db.execute("ROLLBACK")
+                    raise
             except sqlite3.Error as exc:
-                if self._db.in_transaction:
-                    self._db.execute("ROLLBACK")
                 raise OutboxError(f"outbox {self.path}: {exc}") from exc
-        return len(rows)
 
     def _connect(self) -> sqlite3.Connection:
         db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None, timeout=5.0)
@@ -119,39 +130,25 @@ class Outbox:
         """Store (topic, body, retain) messages atomically, each with ``msg_id`` and ``seq``
         added to its body; returns the bodies as stored."""
         out = []
-        with self._lock:
-            try:
-                self._db.execute("BEGIN IMMEDIATE")
-                try:
-                    for topic, body, retain in items:
-                        doc = {"msg_id": uuid.uuid4().hex, "seq": self._bump("seq"), **body}
-                        payload = json.dumps(doc, ensure_ascii=False, separators=(",", ":")).encode()
-                        self._db.execute(
-                            "INSERT INTO messages(topic, payload, qos, retain, created) VALUES(?, ?, ?, ?, ?)",
-                            (topic, payload, qos, int(retain), time.time()))
-                        out.append(doc)
-                    excess = self._depth() - self.max_messages
-                    if excess > 0:
-                        self._db.execute("DELETE FROM messages WHERE id IN "
-                                         "(SELECT id FROM messages ORDER BY id LIMIT ?)", (excess,))
-                        self._bump("dropped", excess)
-                    self._db.execute("COMMIT")
-                except BaseException:
-                    if self._db.in_transaction:  # SQLite may have rolled back by itself (I/O error)
-                        self._db.execute("ROLLBACK")
-                    raise
-            except sqlite3.Error as exc:
-                raise OutboxError(f"outbox {self.path}: {exc}") from exc
+        with self._write():
+            for topic, body, retain in items:
+                doc = {"msg_id": uuid.uuid4().hex, "seq": self._bump("seq"), **body}
+                payload = json.dumps(doc, ensure_ascii=False, separators=(",", ":")).encode()
+                self._db.execute("INSERT INTO messages(topic, payload, qos, retain, created) VALUES(?, ?, ?, ?, ?)",
+                                 (topic, payload, qos, int(retain), time.time()))
+                out.append(doc)
+            excess = self._depth() - self.max_messages
+            if excess > 0:
+                self._db.execute("DELETE FROM messages WHERE id IN (SELECT id FROM messages ORDER BY id LIMIT ?)",
+                                 (excess,))
+                self._bump("dropped", excess)
         return out
 
     def stamp(self, body: dict, series: str = "state_seq") -> dict:
         """``body`` with a message id and the next number of ``series``, not stored (the
         daemon without a broker numbers its stdout pages this way)."""
-        with self._lock:
-            try:
-                seq = self._bump(series)
-            except sqlite3.Error as exc:
-                raise OutboxError(f"outbox {self.path}: {exc}") from exc
+        with self._write():
+            seq = self._bump(series)
         return {"msg_id": uuid.uuid4().hex, "seq": seq, **body}
 
     def pending(self, limit: int, exclude: set[int] | frozenset[int] = frozenset()) -> list[Message]:
@@ -164,15 +161,8 @@ class Outbox:
     def ack(self, ids: list[int]) -> None:
         if not ids:
             return
-        with self._lock:
-            try:
-                self._db.execute("BEGIN IMMEDIATE")
-                self._db.executemany("DELETE FROM messages WHERE id = ?", [(i,) for i in ids])
-                self._db.execute("COMMIT")
-            except sqlite3.Error as exc:
-                if self._db.in_transaction:
-                    self._db.execute("ROLLBACK")
-                raise OutboxError(f"outbox {self.path}: {exc}") from exc
+        with self._write():
+            self._db.executemany("DELETE FROM messages WHERE id = ?", [(i,) for i in ids])
 
     def _depth(self) -> int:
         return int(self._db.execute("SELECT count(*) FROM messages").fetchone()[0])

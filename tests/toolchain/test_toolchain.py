@@ -120,7 +120,7 @@ def test_int8_export_is_fully_integer_and_runs_on_the_device_runtime(tiny_data: 
 
 def test_page_reader_finds_the_lines_of_synthesised_scenes() -> None:
     from convert.scenes import SceneRenderer
-    from convert.vision_bench import match
+    from edge_ocr.document import match_boxes
     from edge_ocr.page import PageReader
     from edge_ocr.recognizer import Recognizer
 
@@ -131,7 +131,7 @@ def test_page_reader_finds_the_lines_of_synthesised_scenes() -> None:
         s = scenes.render(frame_size=(1280, 720))
         page = reader.read(s.frame)
         boxes = [np.array(ln.box, np.float32) for ln in page.lines]
-        tp += len(match([b for _, b in s.lines], boxes))
+        tp += len(match_boxes([b for _, b in s.lines], boxes, 0.5))
         gt += len(s.lines)
         pred += len(boxes)
     assert tp / gt >= 0.9, f"recall {tp}/{gt}"
