@@ -5,13 +5,12 @@ VENV := .venv
 CVENV := .venv-convert
 PY := $(VENV)/bin/python
 CPY := $(CVENV)/bin/python
-MODEL ?= models/crnn_zh_en_int8.tflite
 APT_CONVERT := fonts-noto-cjk fonts-wqy-zenhei fonts-wqy-microhei fonts-arphic-uming fonts-arphic-ukai \
 	fonts-arphic-gbsn00lp fonts-arphic-gkai00mp fonts-lxgw-wenkai fonts-klee fonts-dkg-handwriting \
 	fonts-humor-sans fonts-breip fonts-femkeklaver fonts-kristi fonts-rufscript fonts-comic-neue \
 	fonts-dejavu-core fonts-liberation2 fonts-smiley-sans fortunes-zh fortunes fortunes-min wamerican
 
-.PHONY: run deps-runtime deps-test install uninstall arm64-check soak bench bench-accuracy test test-runtime test-toolchain lint model data train export evaluate samples lm lm-tune bench bench-vision clean
+.PHONY: import-ppocr run deps-runtime deps-test install uninstall arm64-check soak bench bench-accuracy test test-runtime test-toolchain lint model data train export evaluate samples lm lm-tune bench bench-vision clean
 
 # Install Debian packages only when root and only those missing (idempotent, quiet when done).
 define apt_install
@@ -81,7 +80,7 @@ test: test-runtime test-toolchain lint
 test-runtime: $(VENV)/.done deps-test
 	$(call pytest,$(PY),tests --ignore=tests/toolchain)
 
-test-toolchain: $(CVENV)/.done
+test-toolchain: $(CVENV)/.done $(CVENV)/.import
 	$(call pytest,$(CPY),tests/toolchain)
 
 lint: $(VENV)/.done
@@ -129,7 +128,7 @@ bench: $(CVENV)/.peers models/crnn_zh_en_float.tflite
 
 # Our model against Tesseract and PP-OCRv4/v6 on the same line crops: the dev set's real lines
 # (when DEVSET exists) and 500 held-out synthetic lines (when rendered): reports/accuracy.md/.png
-bench-accuracy: $(CVENV)/.peers models/crnn_zh_en_float.tflite
+bench-accuracy: $(CVENV)/.peers models/crnn_zh_en_float.tflite build/ppocr/ppocrv6_small_float.tflite
 	$(CPY) -m convert.accuracy_bench --split data/test --out reports/accuracy \
 	  $(if $(wildcard $(DEVSET)/labels.tsv),--devset $(DEVSET))
 
@@ -137,6 +136,23 @@ $(CVENV)/.peers: requirements/bench.txt | $(CVENV)/.done
 	$(call apt_install,tesseract-ocr tesseract-ocr-chi-sim)
 	$(CPY) -m pip install -q -r requirements/bench.txt
 	$(CPY) -m pip install -q --no-deps rapidocr_onnxruntime==1.4.4 rapidocr==3.10.0
+	touch $@
+
+# The default model: PP-OCRv6 small recognition (in the rapidocr wheel, Apache-2.0) imported to
+# int8 TFLite by convert/onnx_import.py, and its float-vs-int8 parity report. The float model
+# (21 MB) goes to build/, not into the repository.
+import-ppocr: $(CVENV)/.peers $(CVENV)/.import
+	$(CPY) -m convert.onnx_import --onnx ppocrv6 --name ppocrv6_small --out models --float-out build/ppocr
+	$(CPY) -m convert.evaluate --split data/test --limit 1000 --store \
+	  $(if $(wildcard $(DEVSET)/labels.tsv),--devset $(DEVSET)) \
+	  --models build/ppocr/ppocrv6_small_float.tflite models/ppocrv6_small_int8.tflite --report models/ppocrv6_small.eval.md
+
+build/ppocr/ppocrv6_small_float.tflite: | $(CVENV)/.peers $(CVENV)/.import
+	$(CPY) -m convert.onnx_import --onnx ppocrv6 --name ppocrv6_small --out build/ppocr --float-out build/ppocr
+
+$(CVENV)/.import: requirements/import.txt | $(CVENV)/.done
+	$(CPY) -m pip install -q -r requirements/import.txt
+	$(CPY) -m pip install -q --no-deps onnx2tf==1.29.24
 	touch $@
 
 bench-vision: $(CVENV)/.done

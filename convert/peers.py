@@ -31,7 +31,7 @@ class PeerMissingError(RuntimeError):
     """A peer engine is not installed (the message says how to get it)."""
 
 
-def _package_file(package: str, relative: str) -> Path:
+def package_file(package: str, relative: str) -> Path:
     spec = importlib.util.find_spec(package)  # finds, does not import (the wheels' deps are absent)
     if spec is None or not spec.submodule_search_locations:
         raise PeerMissingError(f"pip install --no-deps {package} (for its ONNX recogniser)")
@@ -48,7 +48,7 @@ class PaddleRecognizer:
         import onnxruntime as ort
 
         package, relative = PPOCR[name]
-        self.name, self.path = name, _package_file(package, relative)
+        self.name, self.path = name, package_file(package, relative)
         opts = ort.SessionOptions()
         opts.intra_op_num_threads, opts.inter_op_num_threads = threads, 1
         opts.log_severity_level = 3

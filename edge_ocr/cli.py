@@ -20,7 +20,7 @@ from edge_ocr.interpreter import RuntimeMissingError
 from edge_ocr.page import PageReader, is_page
 from edge_ocr.recognizer import DECODERS, Recognizer
 
-DEFAULT_MODEL = Path(__file__).resolve().parent.parent / "models" / "crnn_zh_en_int8.tflite"
+DEFAULT_MODEL = Path(__file__).resolve().parent.parent / "models" / "ppocrv6_small_int8.tflite"
 
 
 def _write_debug(directory: Path, source: Path, pictures: dict[str, np.ndarray]) -> None:

@@ -78,7 +78,7 @@ class VisionConfig:
 
 @dataclass
 class RecognizerConfig:
-    model: str = "models/crnn_zh_en_int8.tflite"
+    model: str = "models/ppocrv6_small_int8.tflite"
     threads: int = 1
     runtime: str = "auto"  # auto | litert | tflite
     decoder: str = "greedy"

@@ -9,7 +9,10 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
-MODEL = ROOT / "models" / "crnn_zh_en_int8.tflite"
+# The default model (PP-OCRv6 small imported by convert.onnx_import) and our own CRNN: both ship.
+MODEL = ROOT / "models" / "ppocrv6_small_int8.tflite"
+CRNN = ROOT / "models" / "crnn_zh_en_int8.tflite"
+SHIPPED = (MODEL, CRNN)
 SAMPLES = ROOT / "samples" / "lines"
 
 
@@ -20,6 +23,11 @@ def expected_runtimes() -> list[str]:
 
 @pytest.fixture(params=expected_runtimes())
 def runtime(request: pytest.FixtureRequest) -> str:
+    return request.param
+
+
+@pytest.fixture(params=SHIPPED, ids=lambda p: p.stem)
+def shipped(request: pytest.FixtureRequest) -> Path:
     return request.param
 
 

@@ -80,7 +80,7 @@ def test_line_upload_matches_the_recogniser(api: Api, samples) -> None:
     assert status == 200 and doc["success"] and doc["mode"] == "line"
     expected = api.reader.recognizer.recognize([cv2.imread(str(path))])[0].text
     assert doc["text"] == expected == doc["lines"][0]["text"] and len(doc["lines"][0]["box"]) == 4
-    assert doc["processing_time_ms"] > 0 and doc["model"] == "crnn_zh_en_int8"
+    assert doc["processing_time_ms"] > 0 and doc["model"] == "ppocrv6_small_int8"
 
 
 def test_page_as_base64_json(api: Api, samples) -> None:
@@ -128,7 +128,7 @@ def test_other_bad_requests(api: Api, samples) -> None:
 
 def test_health_metrics_openapi_and_page(api: Api) -> None:
     status, doc, _ = call(api.cfg.port, "GET", "/health")
-    assert status == 200 and doc["status"] == "ok" and doc["model"] == "crnn_zh_en_int8" and doc["uptime_s"] >= 0
+    assert status == 200 and doc["status"] == "ok" and doc["model"] == "ppocrv6_small_int8" and doc["uptime_s"] >= 0
     status, text, r = call(api.cfg.port, "GET", "/metrics")
     assert status == 200 and r.getheader("Content-Type").startswith("text/plain")
     assert b"# TYPE edge_ocr_api_latency_ms histogram" in text and b'edge_ocr_api_latency_ms_bucket{le="+Inf"}' in text

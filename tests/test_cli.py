@@ -26,7 +26,7 @@ def test_json_output_is_machine_readable(samples) -> None:
     r = _run("recognize", "--json", "--decoder", "beam", str(samples[0][0]))
     assert r.returncode == 0, r.stderr
     doc = json.loads(r.stdout)
-    assert doc["decoder"] == "beam" and doc["model"] == "crnn_zh_en_int8"
+    assert doc["decoder"] == "beam" and doc["model"] == "ppocrv6_small_int8"
     assert doc["lines"][0]["text"] and len(doc["lines"][0]["char_confidences"]) == len(doc["lines"][0]["text"])
 
 

@@ -56,7 +56,7 @@ def test_page_finds_lines_in_order_and_reads_them(reader: PageReader, samples) -
     assert ys == sorted(ys)
     doc = json.loads(page.to_json())
     assert set(doc["timings_ms"]) >= {"surface", "clean", "split", "recognise", "total"}
-    assert doc["model"] == "crnn_zh_en_int8" and len(doc["lines"][0]["box"]) == 4
+    assert doc["model"] == "ppocrv6_small_int8" and len(doc["lines"][0]["box"]) == 4
 
 
 def test_a_large_still_reads_like_a_small_frame(reader: PageReader, samples) -> None:
