@@ -20,6 +20,7 @@ from tqdm import tqdm
 from convert.metrics import edit_distance, squash
 from convert.scenes import SceneRenderer
 from edge_ocr.bench import emit
+from edge_ocr.config import RecognizerConfig
 from edge_ocr.document import match_boxes
 from edge_ocr.page import PageReader
 from edge_ocr.recognizer import Recognizer
@@ -97,7 +98,7 @@ def cache_hit_rate(rec: Recognizer, scenes: SceneRenderer, count: int) -> tuple[
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--model", type=Path, default=Path("models/crnn_zh_en_int8.tflite"))
+    ap.add_argument("--model", type=Path, default=Path(RecognizerConfig().model), help="default: the daemon's")
     ap.add_argument("--count", type=int, default=100)
     ap.add_argument("--seed", type=int, default=11)
     ap.add_argument("--report", type=Path, default=None)
