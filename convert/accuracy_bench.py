@@ -6,9 +6,8 @@ Engines: through our runtime, on every installed runtime, the default model (PP-
 imported to int8) and our CRNN, int8 and float where built; then Tesseract 5 (chi_sim+eng, one
 process over all lines), PP-OCRv4 mobile and PP-OCRv6 small recognition (ONNX Runtime, 1
 thread). Inputs: the dev set's real line images (never trained on) and the first ``--limit``
-lines of a synthetic held-out split. CER with whitespace
-removed, per dev-set category, and without punctuation; median ms per line. Writes OUT.md
-and a bar chart OUT.png.
+lines of a synthetic held-out split. CER with whitespace removed, per dev-set category, and
+without punctuation; median ms per line. Writes OUT.md and a bar chart OUT.png.
 """
 
 from __future__ import annotations

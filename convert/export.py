@@ -98,21 +98,29 @@ def audit(tflite_path: Path) -> tuple[str, dict]:
     return "\n".join(lines) + "\n", {"ops": dict(kinds), "float_ops": sorted(set(float_ops))}
 
 
-def write_contract(path: Path, model_file: str, charset: str, cfg: CRNNConfig, quant: str, extra: dict) -> None:
+CRNN_NORMALISATION = {"scale": 1.0, "offset": 0.0, "polarity": "dark_on_light",
+                      "note": "pixels 0..255 after edge_ocr.preprocess.normalize_line; the model rescales"}
+
+
+def write_contract(tflite: Path, charset: str, quant: str, height: int, channels: int, stride: int,
+                   normalisation: dict, provenance: dict) -> None:
+    """The contract beside ``tflite``; the figures already measured for it (``metrics``) are kept."""
+    path = tflite.with_suffix(".json")
+    old = json.loads(path.read_text()) if path.exists() else {}
     contract = {
         "id": path.stem,
-        "model": model_file,
+        "model": tflite.name,
         "charset": charset,
         "quantization": quant,
         "input": {
-            "height": cfg.height,
-            "channels": 1,
-            "width_policy": {"kind": "dynamic", "multiple": cfg.time_downsample, "min": 32, "max": 1600},
-            "normalisation": {"scale": 1.0, "offset": 0.0, "polarity": "dark_on_light",
-                              "note": "pixels 0..255 after edge_ocr.preprocess.normalize_line; the model rescales"},
+            "height": height,
+            "channels": channels,
+            "width_policy": {"kind": "dynamic", "multiple": stride, "min": 32, "max": 1600},
+            "normalisation": normalisation,
         },
-        "output": {"blank_index": 0, "time_downsample": cfg.time_downsample, "kind": "logits"},
-        **extra,
+        "output": {"blank_index": 0, "time_downsample": stride, "kind": "logits"},
+        "metrics": old.get("metrics", {}),
+        "provenance": provenance,
     }
     path.write_text(json.dumps(contract, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
 
@@ -137,11 +145,10 @@ def main() -> None:
         path.write_bytes(convert(model, quant == "int8", representative(a.data, a.calib) if quant == "int8" else None))
         text, summary = audit(path)
         path.with_suffix(".audit.md").write_text(text, encoding="utf-8")
-        contract = path.with_suffix(".json")
-        old = json.loads(contract.read_text()) if contract.exists() else {}
-        write_contract(contract, path.name, a.charset, cfg,
+        write_contract(path, a.charset,
                        "full-integer int8 (int8 in/out, int16 LSTM cell state)" if quant == "int8" else "float32",
-                       {"metrics": old.get("metrics", {}), "provenance": {"trained_run": str(a.run), "audit": summary}})
+                       cfg.height, 1, cfg.time_downsample, CRNN_NORMALISATION,
+                       {"trained_run": str(a.run), "audit": summary})
         print(f"{path}: {path.stat().st_size / 1e6:.2f} MB; float ops: {summary['float_ops'] or 'none'}")
 
 

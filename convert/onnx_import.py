@@ -31,7 +31,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import json
 import os
 import random
 import subprocess
@@ -45,10 +44,16 @@ import onnx
 from onnx import numpy_helper
 
 from convert.peers import PPOCR, package_file
+from edge_ocr.contract import WidthPolicy
 
 KNOWN = {"ppocrv4": "PP-OCRv4 mobile", "ppocrv6": "PP-OCRv6 small"}
 PADDLE = {"licence": "Apache-2.0", "source": "PaddlePaddle/PaddleOCR (https://github.com/PaddlePaddle/PaddleOCR)",
-          "normalisation": "(x/255 - 0.5)/0.5 on 3 channels", "height": 48}
+          "height": 48}
+# What the runtime feeds an imported model: the grey normalised line on every channel, then
+# x·scale + offset, which is PaddleOCR's (x/255 − 0.5)/0.5.
+NORMALISATION = {"scale": 1 / 127.5, "offset": -1.0, "polarity": "dark_on_light",
+                 "note": "grey line from edge_ocr.preprocess.normalize_line on every channel, "
+                         "then x*scale+offset = PaddleOCR's (x/255-0.5)/0.5"}
 
 
 class ImportFailedError(RuntimeError):
@@ -257,14 +262,15 @@ def calibration_lines(count: int, height: int, seed: int = 0) -> list[np.ndarray
     return [renderer.sample()[0] for _ in range(count)]
 
 
-def representative(lines: list[np.ndarray], channels: int, scale: float, offset: float,
-                   multiple: int) -> Callable[[], Iterator[list[np.ndarray]]]:
+def model_inputs(lines: list[np.ndarray], channels: int,
+                 width_for: Callable[[int], int]) -> Callable[[], Iterator[list[np.ndarray]]]:
+    """The inputs the runtime would give the model for ``lines``, each padded to ``width_for`` its
+    width: a representative dataset for the converter."""
     from edge_ocr.preprocess import pad_to
 
     def gen() -> Iterator[list[np.ndarray]]:
         for line in lines:
-            width = -(-max(line.shape[1], multiple) // multiple) * multiple
-            x = pad_to(line, width) * scale + offset
+            x = pad_to(line, width_for(line.shape[1])) * NORMALISATION["scale"] + NORMALISATION["offset"]
             yield [np.repeat(x[None, :, :, None], channels, axis=3).astype(np.float32)]
 
     return gen
@@ -301,17 +307,6 @@ def to_tflite(saved: Path, calib: Callable | None, probe: Callable | None = None
     return debugger.get_nondebug_quantized_model()
 
 
-def fixed_width(lines: list[np.ndarray], channels: int, width: int) -> Callable[[], Iterator[list[np.ndarray]]]:
-    from edge_ocr.preprocess import pad_to
-
-    def gen() -> Iterator[list[np.ndarray]]:
-        for line in lines:
-            x = pad_to(line, width) / 127.5 - 1.0
-            yield [np.repeat(x[None, :, :, None], channels, axis=3).astype(np.float32)]
-
-    return gen
-
-
 def time_downsample(tflite: bytes, channels: int, height: int) -> int:
     """Input width per output frame, measured by running the float model at two widths."""
     import tensorflow as tf
@@ -328,30 +323,6 @@ def time_downsample(tflite: bytes, channels: int, height: int) -> int:
     if frames[1] == frames[0]:
         raise ImportFailedError("the converted model's output length does not follow its input width")
     return 320 // frames[0]
-
-
-def write_contract(path: Path, charset: str, channels: int, height: int, stride: int, quant: str,
-                   provenance: dict) -> None:
-    contract = {
-        "id": path.stem,
-        "model": path.with_suffix(".tflite").name,
-        "charset": charset,
-        "quantization": quant,
-        "input": {
-            "height": height,
-            "channels": channels,
-            "width_policy": {"kind": "dynamic", "multiple": stride, "min": 32, "max": 1600},
-            "normalisation": {"scale": 1 / 127.5, "offset": -1.0, "polarity": "dark_on_light",
-                              "note": "grey line from edge_ocr.preprocess.normalize_line on every channel, "
-                                      "then x*scale+offset = PaddleOCR's (x/255-0.5)/0.5"},
-        },
-        "output": {"blank_index": 0, "time_downsample": stride, "kind": "logits"},
-        "metrics": {},
-        "provenance": provenance,
-    }
-    old = json.loads(path.read_text()) if path.exists() else {}
-    contract["metrics"] = old.get("metrics", {})
-    path.write_text(json.dumps(contract, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
 
 
 def main() -> None:
@@ -383,7 +354,7 @@ def main() -> None:
         folder.mkdir(parents=True, exist_ok=True)
         (folder / charset_name).write_text("\n".join(symbols) + "\n", encoding="utf-8")
 
-    from convert.export import audit
+    from convert.export import audit, write_contract
 
     with tempfile.TemporaryDirectory() as tmp:
         saved = saved_model(model, Path(tmp))
@@ -392,8 +363,9 @@ def main() -> None:
         stride = time_downsample(float_bytes, channels, height)
         lines = calibration_lines(a.calib, height, seed=random.Random(a.name).randrange(1 << 30))
         float_ops = tuple(o for o in a.float_ops.split(",") if o)
-        int8_bytes = to_tflite(saved, representative(lines, channels, 1 / 127.5, -1.0, stride),
-                               fixed_width(lines[:4], channels, 480), float_ops)
+        width = WidthPolicy("dynamic", multiple=stride).width_for  # as the contract below says
+        int8_bytes = to_tflite(saved, model_inputs(lines, channels, width),
+                               model_inputs(lines[:4], channels, lambda _: 480), float_ops)
     provenance = {"source": description, "onnx_sha256": _sha256(path), "graph_edits": edits,
                   "converted_with": f"onnx2tf {_dist_version('onnx2tf')}, tensorflow {_dist_version('tensorflow-cpu')}",
                   "calibration": f"{a.calib} rendered training lines (convert.render), never the dev set",
@@ -410,7 +382,7 @@ def main() -> None:
         tfl.write_bytes(data)
         text, summary = audit(tfl)
         tfl.with_suffix(".audit.md").write_text(text, encoding="utf-8")
-        write_contract(tfl.with_suffix(".json"), charset_name, channels, height, stride, label,
+        write_contract(tfl, charset_name, label, height, channels, stride, NORMALISATION,
                        {**provenance, "audit": summary})
         print(f"{tfl}: {tfl.stat().st_size / 1e6:.2f} MB; float ops: {summary['float_ops'] or 'none'}")
 

@@ -47,7 +47,7 @@ from edge_ocr.service import Service
 
 ROOT = Path(__file__).resolve().parent.parent
 # The default model first (frames, API and daemon figures use it), then our own CRNN.
-MODELS = {"default int8": ROOT / "models" / "ppocrv6_small_int8.tflite",
+MODELS = {"default int8": ROOT / config_mod.RecognizerConfig().model,
           "CRNN int8": ROOT / "models" / "crnn_zh_en_int8.tflite",
           "CRNN float": ROOT / "models" / "crnn_zh_en_float.tflite"}
 DEFAULT = MODELS["default int8"]

@@ -12,7 +12,7 @@ import cv2
 import numpy as np
 
 from edge_ocr import __version__
-from edge_ocr.config import Config, ConfigError
+from edge_ocr.config import Config, ConfigError, RecognizerConfig
 from edge_ocr.config import load as load_config
 from edge_ocr.contract import ContractError
 from edge_ocr.imageio import ImageError, read_image
@@ -20,7 +20,7 @@ from edge_ocr.interpreter import RuntimeMissingError
 from edge_ocr.page import PageReader, is_page
 from edge_ocr.recognizer import DECODERS, Recognizer
 
-DEFAULT_MODEL = Path(__file__).resolve().parent.parent / "models" / "ppocrv6_small_int8.tflite"
+DEFAULT_MODEL = Path(__file__).resolve().parent.parent / RecognizerConfig().model
 
 
 def _write_debug(directory: Path, source: Path, pictures: dict[str, np.ndarray]) -> None:

@@ -99,9 +99,9 @@ def imported(tmp_path_factory: pytest.TempPathFactory) -> dict:
     lines = [rng.uniform(0, 255, (48, int(w))).astype(np.float32) for w in rng.integers(40, 200, 40)]
     float_bytes = oi.to_tflite(saved, None)
     stride = oi.time_downsample(float_bytes, 3, 48)
-    calib = oi.representative(lines, 3, 1 / 127.5, -1.0, stride)
+    calib = oi.model_inputs(lines, 3, lambda w: -(-w // stride) * stride)
     full = oi.to_tflite(saved, calib)
-    selective = oi.to_tflite(saved, calib, oi.fixed_width(lines[:2], 3, 96), ("GELU", "MUL", "ADD"))
+    selective = oi.to_tflite(saved, calib, oi.model_inputs(lines[:2], 3, lambda _: 96), ("GELU", "MUL", "ADD"))
     return {"source": source, "symbols": symbols, "edits": edits, "float": float_bytes, "stride": stride,
             "int8": full, "selective": selective}
 
