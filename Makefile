@@ -10,7 +10,7 @@ APT_CONVERT := fonts-noto-cjk fonts-wqy-zenhei fonts-wqy-microhei fonts-arphic-u
 	fonts-humor-sans fonts-breip fonts-femkeklaver fonts-kristi fonts-rufscript fonts-comic-neue \
 	fonts-dejavu-core fonts-liberation2 fonts-smiley-sans fortunes-zh fortunes fortunes-min wamerican
 
-.PHONY: import-ppocr run deps-runtime deps-test install uninstall arm64-check soak bench bench-accuracy test test-runtime test-toolchain lint model data train export evaluate samples lm lm-tune bench bench-vision clean
+.PHONY: import-ppocr import-det bench-pages run deps-runtime deps-test install uninstall arm64-check soak bench bench-accuracy test test-runtime test-toolchain lint model data train export evaluate samples lm lm-tune bench bench-vision clean
 
 # Install Debian packages only when root and only those missing (idempotent, quiet when done).
 define apt_install
@@ -41,8 +41,8 @@ $(CVENV)/.done: requirements/convert.txt requirements/runtime.txt
 run: $(VENV)/.done deps-runtime
 	@scripts/run.sh
 
-# The daemon's broker for `make run`; the tests also need openssl (TLS certificates) and a
-# headless Chromium (the web page). Installed when root and missing.
+# The daemon's broker for `make run`; the tests also need openssl (TLS certificates), a
+# headless Chromium (the web page) and fonts. Installed when root and missing.
 deps-runtime:
 	$(call apt_install,mosquitto)
 
@@ -67,8 +67,9 @@ MINUTES ?= 30
 soak: $(VENV)/.done deps-runtime
 	$(PY) -m tests.soak --minutes $(MINUTES) --report reports/soak.md
 
+# Fonts: the vision tests render their pages (printed Latin and Chinese, vertical columns).
 deps-test:
-	$(call apt_install,mosquitto openssl chromium)
+	$(call apt_install,mosquitto openssl chromium fonts-dejavu-core fonts-wqy-microhei)
 
 # pytest exit 5 means "no tests collected": that is a failure here, not a pass.
 define pytest
@@ -149,6 +150,22 @@ import-ppocr: $(CVENV)/.peers $(CVENV)/.import
 
 build/ppocr/ppocrv6_small_float.tflite: | $(CVENV)/.peers $(CVENV)/.import
 	$(CPY) -m convert.onnx_import --onnx ppocrv6 --name ppocrv6_small --out build/ppocr --float-out build/ppocr
+
+# The default text detector: PP-OCRv4 mobile det (in the rapidocr_onnxruntime wheel, Apache-2.0)
+# imported by convert/det_import.py (int8 weights, 1.4 MB); its float model and the PP-OCRv6 small
+# det (for comparison in bench-pages) go to build/.
+import-det: $(CVENV)/.peers $(CVENV)/.import
+	$(CPY) -m convert.det_import --onnx ppocrv4_det --name ppocrv4_det --out models --float-out build/ppocr
+	$(CPY) -m convert.det_import --onnx ppocrv6_det --name ppocrv6_det --out build/ppocr
+
+build/ppocr/ppocrv4_det_float.tflite: | $(CVENV)/.peers $(CVENV)/.import
+	$(CPY) -m convert.det_import --onnx ppocrv4_det --name ppocrv4_det --out build/ppocr --float-out build/ppocr
+
+# Every real page of the dev set: edge-ocr (each detector) against RapidOCR PP-OCRv4/v6 det+rec and
+# Tesseract in one run: reports/pages.md + .png, a contact sheet per page in reports/pages/.
+bench-pages: $(CVENV)/.peers build/ppocr/ppocrv4_det_float.tflite
+	@test -f $(DEVSET)/labels.tsv || { echo "bench-pages needs the dev set at DEVSET=$(DEVSET)"; exit 1; }
+	$(CPY) -m convert.page_bench --devset $(DEVSET) --out reports/pages
 
 $(CVENV)/.import: requirements/import.txt | $(CVENV)/.done
 	$(CPY) -m pip install -q -r requirements/import.txt

@@ -35,7 +35,6 @@ from edge_ocr.imageio import ImageError, decode_image
 from edge_ocr.log import Log
 from edge_ocr.metrics import Histogram, render
 from edge_ocr.page import PageReader, draw_lines, is_page
-from edge_ocr.recognizer import Recognizer
 from edge_ocr.vision.surface import frame_quad, rectify
 
 if TYPE_CHECKING:
@@ -161,7 +160,7 @@ class Api:
         image, mode = self._image()
         t0 = time.perf_counter()
         with self.lock:
-            if is_page(image, mode):
+            if is_page(image, mode, self.reader.detector):
                 try:
                     page = self.reader.read(image)
                 except ImageError as exc:
@@ -264,5 +263,6 @@ class Api:
                 raise
 
 
-def build_api(cfg: HttpConfig, recognizer: Recognizer, service: Service | None = None) -> Api:
-    return Api(cfg, PageReader(recognizer), service)
+def build_api(cfg: HttpConfig, reader: PageReader, service: Service | None = None) -> Api:
+    """The API over ``reader`` (built by :func:`edge_ocr.reader.build_reader` from the configuration)."""
+    return Api(cfg, reader, service)

@@ -110,6 +110,11 @@ class LineCache(Generic[V]):
             old, (t, _) = self._entries.popitem(last=False)
             self._by_width[t.shape[1]].discard(old)
 
+    def clear(self) -> None:
+        """Forget every entry (an unrelated image follows); the counters keep counting."""
+        self._entries.clear()
+        self._by_width.clear()
+
     def __len__(self) -> int:
         return len(self._entries)
 

@@ -12,13 +12,14 @@ import cv2
 import numpy as np
 
 from edge_ocr import __version__
-from edge_ocr.config import Config, ConfigError, RecognizerConfig
+from edge_ocr.config import DETECTORS, Config, ConfigError, RecognizerConfig
 from edge_ocr.config import load as load_config
 from edge_ocr.contract import ContractError
 from edge_ocr.imageio import ImageError, read_image
 from edge_ocr.interpreter import RuntimeMissingError
-from edge_ocr.page import PageReader, is_page
-from edge_ocr.recognizer import DECODERS, Recognizer
+from edge_ocr.page import is_page
+from edge_ocr.reader import build_reader
+from edge_ocr.recognizer import DECODERS
 
 DEFAULT_MODEL = Path(__file__).resolve().parent.parent / RecognizerConfig().model
 
@@ -30,13 +31,28 @@ def _write_debug(directory: Path, source: Path, pictures: dict[str, np.ndarray])
 
 
 def _recognize(args: argparse.Namespace) -> int:
+    cfg = _load_config(args.config)
+    if cfg is None:
+        return 2
+    r, v = cfg.recognizer, cfg.vision
+    for section, key, value in ((r, "model", args.model), (r, "threads", args.threads), (r, "runtime", args.runtime),
+                                (r, "decoder", args.decoder), (r, "beam_width", args.beam_width),
+                                (r, "lm", args.lm), (r, "lm_weight", args.lm_weight),
+                                (v, "detector", args.detector), (v, "binarizer", args.binarizer)):
+        if value is not None:
+            setattr(section, key, str(value) if isinstance(value, Path) else value)
+    if args.no_xnnpack:
+        r.xnnpack = False
     try:
-        rec = Recognizer(args.model, num_threads=args.threads, runtime=args.runtime,
-                         decoder=args.decoder, beam_width=args.beam_width, lm=args.lm, lm_weight=args.lm_weight,
-                         xnnpack=False if args.no_xnnpack else None)
+        cfg.validate()
+        reader = build_reader(cfg)
+    except ConfigError as exc:
+        print(f"edge-ocr: configuration error: {exc}", file=sys.stderr)
+        return 2
     except (FileNotFoundError, ContractError, RuntimeMissingError, ValueError) as exc:
         print(f"edge-ocr: cannot load model: {exc}", file=sys.stderr)
         return 2
+    rec = reader.recognizer
     failed = 0
     rows = []
     for path in args.images:
@@ -47,10 +63,11 @@ def _recognize(args: argparse.Namespace) -> int:
             rows.append({"file": str(path), "error": str(exc)})
             failed += 1
             continue
-        if is_page(image, args.mode):
+        if is_page(image, args.mode, reader.detector):
             debug: dict | None = {} if args.debug_dir else None
+            reader.cache.clear()  # each image is read on its own
             try:
-                page = PageReader(rec, binarizer=args.binarizer).read(image, debug)
+                page = reader.read(image, debug)
             except ValueError as exc:
                 print(f"edge-ocr: {path}: {exc}", file=sys.stderr)
                 rows.append({"file": str(path), "error": str(exc)})
@@ -60,7 +77,8 @@ def _recognize(args: argparse.Namespace) -> int:
                 _write_debug(args.debug_dir, path, debug)
             rows.append({"file": str(path), "mode": "page", **page.to_dict()})
             if not args.json:
-                print(f"== {path}: {len(page.lines)} lines, {page.timings_ms['total']:.0f} ms")
+                turned = f", read turned by {page.rotation}°" if page.rotation else ""
+                print(f"== {path}: {len(page.lines)} lines, {page.timings_ms['total']:.0f} ms{turned}")
                 for ln in page.lines:
                     print(f"{ln.block}\t{ln.confidence:.3f}\t{ln.text}")
             continue
@@ -69,7 +87,8 @@ def _recognize(args: argparse.Namespace) -> int:
         if not args.json:
             print(f"{path}\t{result.confidence:.3f}\t{result.text}")
     if args.json:
-        doc = {"model": rec.contract.id, "runtime": rec.runtime, "decoder": args.decoder, "lines": rows}
+        doc = {"model": rec.contract.id, "detector": reader.detector.contract.id if reader.detector else "classical",
+               "runtime": rec.runtime, "decoder": r.decoder, "lines": rows}
         print(json.dumps(doc, ensure_ascii=False, indent=2))
     return 1 if failed else 0
 
@@ -114,7 +133,6 @@ def _config(args: argparse.Namespace) -> int:
 def _serve(args: argparse.Namespace) -> int:
     from edge_ocr.api import build_api
     from edge_ocr.log import setup
-    from edge_ocr.service import build_reader
 
     cfg = _load_config(args.config)
     if cfg is None:
@@ -129,7 +147,7 @@ def _serve(args: argparse.Namespace) -> int:
         print(f"edge-ocr: cannot load model: {exc}", file=sys.stderr)
         return 2
     try:
-        build_api(cfg.http, reader.recognizer).serve()
+        build_api(cfg.http, reader).serve()
     except OSError as exc:
         print(f"edge-ocr: cannot listen on {cfg.http.host}:{cfg.http.port}: {exc.strerror or exc}", file=sys.stderr)
         return 2
@@ -165,16 +183,22 @@ def build_parser() -> argparse.ArgumentParser:
     rec.add_argument("--mode", choices=("auto", "line", "page"), default="auto",
                      help="line: the image is one text line; page: find the surface and split lines")
     rec.add_argument("--debug-dir", type=Path, default=None,
-                     help="page mode: write the rectified surface, flattened, binarised and line-box pictures")
-    rec.add_argument("--binarizer", choices=("sauvola", "adaptive"), default="sauvola")
-    rec.add_argument("--model", type=Path, default=DEFAULT_MODEL, help="a .tflite with its .json contract beside it")
+                     help="page mode: write the rectified surface and line-box pictures (classical: also "
+                          "the flattened and binarised surface)")
+    rec.add_argument("--config", type=Path, default=None,
+                     help="TOML file: its [vision] and [recognizer] sections (the flags below override them)")
+    rec.add_argument("--detector", choices=DETECTORS, default=None,
+                     help="db: the learned text detector (default); classical: binarise and smear")
+    rec.add_argument("--binarizer", choices=("sauvola", "adaptive"), default=None, help="classical detector only")
+    rec.add_argument("--model", type=Path, default=None,
+                     help=f"a .tflite with its .json contract beside it (default {DEFAULT_MODEL.name})")
     rec.add_argument("--json", action="store_true", help="print one JSON document for machines")
-    rec.add_argument("--decoder", choices=DECODERS, default="greedy")
-    rec.add_argument("--beam-width", type=int, default=8)
+    rec.add_argument("--decoder", choices=DECODERS, default=None)
+    rec.add_argument("--beam-width", type=int, default=None)
     rec.add_argument("--lm", type=Path, default=None, help="character bigram LM (.npz) used by --decoder beam")
-    rec.add_argument("--lm-weight", type=float, default=0.1)
-    rec.add_argument("--threads", type=int, default=1)
-    rec.add_argument("--runtime", choices=("auto", "litert", "tflite"), default="auto")
+    rec.add_argument("--lm-weight", type=float, default=None)
+    rec.add_argument("--threads", type=int, default=None)
+    rec.add_argument("--runtime", choices=("auto", "litert", "tflite"), default=None)
     rec.add_argument("--no-xnnpack", action="store_true",
                      help="builtin int8 kernels: slower, bit-exact across runtimes (also EDGE_OCR_XNNPACK=0)")
     rec.set_defaults(func=_recognize)

@@ -56,11 +56,21 @@ class CaptureConfig:
             raise ConfigError("capture.source: must not be empty (use 'auto')")
 
 
+DETECTORS = ("db", "classical")
+
+
 @dataclass
 class VisionConfig:
     fixed_region: list = field(default_factory=list)  # 4 corners [[x, y], …], fractions or pixels; empty: detect
-    binarizer: str = "sauvola"
-    analysis_side: int = 1024
+    detector: str = "db"  # db: the learned text detector below | classical: binarise and smear (no model)
+    detector_model: str = "models/ppocrv4_det_int8.tflite"
+    detector_side: int = 0  # long side, pixels, the surface is scaled to for detection; 0: the model's default
+    box_thresh: float = 0.0  # DB: mean text probability a box needs; 0: the model's default
+    unclip_ratio: float = 0.0  # DB: how far boxes grow back around the text; 0: the model's default
+    min_confidence: float = 0.0  # lines read with a lower confidence are dropped as clutter
+    enhance_contrast: bool = True  # local contrast (CLAHE) before detection: faint marker, chalk
+    binarizer: str = "sauvola"  # classical only
+    analysis_side: int = 1024  # classical only
 
     def validate(self) -> None:
         if self.fixed_region:
@@ -72,6 +82,14 @@ class VisionConfig:
             if not ok:
                 raise ConfigError(f"vision.fixed_region: expected 4 corners [[x, y], …], got {self.fixed_region!r}")
         _choice("vision.binarizer", self.binarizer, ("sauvola", "adaptive"))
+        _choice("vision.detector", self.detector, DETECTORS)
+        if self.detector_side and self.detector_side < 128:
+            raise ConfigError(f"vision.detector_side: 0 (the model's default) or ≥ 128, got {self.detector_side}")
+        for key in ("box_thresh", "min_confidence"):
+            if not 0 <= getattr(self, key) < 1:
+                raise ConfigError(f"vision.{key}: must be from 0 to below 1, got {getattr(self, key)}")
+        if self.unclip_ratio < 0:
+            raise ConfigError(f"vision.unclip_ratio: must be ≥ 0, got {self.unclip_ratio}")
         if self.analysis_side < 256:
             raise ConfigError(f"vision.analysis_side: must be at least 256, got {self.analysis_side}")
 

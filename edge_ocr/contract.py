@@ -16,6 +16,19 @@ class ContractError(ValueError):
     """A model contract is missing, malformed or inconsistent with its model."""
 
 
+def read_contract(path: str | Path, what: str = "model") -> tuple[dict[str, Any], Path]:
+    """(the JSON of ``<model>.json``, its path); a ``.tflite`` path finds the JSON beside it."""
+    path = Path(path)
+    if path.suffix == ".tflite":
+        path = path.with_suffix(".json")
+    if not path.is_file():
+        raise ContractError(f"{what} contract not found: {path} (each .tflite needs a .json beside it)")
+    try:
+        return json.loads(path.read_text(encoding="utf-8")), path
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ContractError(f"{path}: not valid JSON: {exc}") from exc
+
+
 @dataclass(frozen=True)
 class WidthPolicy:
     """``dynamic``: any width that is a multiple of ``multiple`` in [min, max];
@@ -61,15 +74,7 @@ class ModelContract:
     @classmethod
     def load(cls, path: str | Path) -> ModelContract:
         """Load ``<model>.json``; a ``.tflite`` path finds the JSON beside it."""
-        path = Path(path)
-        if path.suffix == ".tflite":
-            path = path.with_suffix(".json")
-        if not path.is_file():
-            raise ContractError(f"model contract not found: {path} (each .tflite needs a .json beside it)")
-        try:
-            raw = json.loads(path.read_text(encoding="utf-8"))
-        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-            raise ContractError(f"{path}: not valid JSON: {exc}") from exc
+        raw, path = read_contract(path)
         return cls.from_dict(raw, base=path.parent, source=str(path))
 
     @classmethod
@@ -115,4 +120,50 @@ class ModelContract:
             raise ContractError(f"{source}: 'output.blank_index' must be 0 (the charset file maps symbols to 1..N)")
         if contract.channels not in (1, 3):
             raise ContractError(f"{source}: 'input.channels' must be 1 or 3")
+        return contract
+
+
+@dataclass(frozen=True)
+class DetectorContract:
+    """How to feed a DB text detector: fixed input height × width, per-channel normalisation
+    ((x/255 − mean) / std, channels in ``colour_order``), the post-processing it was made for."""
+
+    id: str
+    model_path: Path
+    height: int
+    width: int
+    colour_order: str
+    mean: tuple[float, float, float]
+    std: tuple[float, float, float]
+    max_side: int
+    params: Any  # edge_ocr.vision.db.DBParams
+    quantization: str = "unknown"
+    metrics: dict[str, Any] = field(default_factory=dict)
+    provenance: dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def load(cls, path: str | Path) -> DetectorContract:
+        """Load ``<model>.json`` (a ``.tflite`` path finds the JSON beside it)."""
+        from edge_ocr.vision.db import DBParams
+
+        raw, path = read_contract(path, "detector")
+        if raw.get("kind") != "detector":
+            raise ContractError(f"{path}: 'kind' must be 'detector' (is this a recogniser's contract?)")
+        try:
+            inp, post = raw["input"], raw.get("postprocess", {})
+            norm = inp["normalisation"]
+            contract = cls(
+                id=str(raw["id"]), model_path=path.parent / raw["model"], height=int(inp["height"]),
+                width=int(inp["width"]), colour_order=str(inp.get("colour_order", "BGR")),
+                mean=tuple(float(v) for v in norm["mean"]), std=tuple(float(v) for v in norm["std"]),
+                max_side=int(inp.get("max_side", inp["width"])),
+                params=DBParams(**{k: type(getattr(DBParams(), k))(v) for k, v in post.items()}),
+                quantization=str(raw.get("quantization", "unknown")),
+                metrics=dict(raw.get("metrics", {})), provenance=dict(raw.get("provenance", {})))
+        except KeyError as exc:
+            raise ContractError(f"{path}: missing key {exc}") from exc
+        except (TypeError, ValueError) as exc:
+            raise ContractError(f"{path}: malformed value: {exc}") from exc
+        if contract.colour_order not in ("BGR", "RGB") or len(contract.mean) != 3 or len(contract.std) != 3:
+            raise ContractError(f"{path}: colour_order must be BGR or RGB with 3 means and 3 stds")
         return contract

@@ -27,8 +27,9 @@ class Decoded:
 
     @property
     def confidence(self) -> float:
-        """Line confidence: the weakest character's (a line is as wrong as its worst glyph)."""
-        return min(self.char_conf) if self.char_conf else 1.0
+        """Line confidence: the weakest character's (a line is as wrong as its worst glyph); 0 when
+        nothing was read, so that an empty line never looks confident."""
+        return min(self.char_conf) if self.char_conf else 0.0
 
 
 def log_softmax(logits: np.ndarray) -> np.ndarray:

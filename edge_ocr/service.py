@@ -30,29 +30,13 @@ from edge_ocr.log import Log, setup
 from edge_ocr.metrics import Histogram
 from edge_ocr.mqtt import MqttPublisher
 from edge_ocr.outbox import Outbox, OutboxError
-from edge_ocr.page import PageLine, PageReader, PageResult
-from edge_ocr.recognizer import Recognizer
+from edge_ocr.page import PageLine, PageResult
+from edge_ocr.reader import build_reader
 
-ROOT = Path(__file__).resolve().parent.parent
 HEALTH_EVERY_S = 10.0
 OUTBOX_RETRY_S = 10.0
 UNSTORED_MAX = 1000  # messages kept in memory while the disk refuses them
 log = Log("edge_ocr.service")
-
-
-def resolve(path: str) -> Path:
-    """A configured path as given, or relative to the project root (where models/ lives)."""
-    p = Path(path)
-    return p if p.is_absolute() or p.exists() else ROOT / p
-
-
-def build_reader(cfg: Config) -> PageReader:
-    r = cfg.recognizer
-    rec = Recognizer(resolve(r.model), num_threads=r.threads, runtime=r.runtime,
-                     decoder=r.decoder, beam_width=r.beam_width, lm=resolve(r.lm) if r.lm else None,
-                     lm_weight=r.lm_weight, xnnpack=r.xnnpack)
-    region = np.asarray(cfg.vision.fixed_region, np.float32) if cfg.vision.fixed_region else None
-    return PageReader(rec, region, cfg.vision.binarizer, r.cache_size, cfg.vision.analysis_side)
 
 
 class Service:
@@ -83,7 +67,7 @@ class Service:
         self._http_stop = threading.Event()
         self.api: Api | None = None
         if cfg.http.enabled:
-            self.api = build_api(cfg.http, build_reader(cfg).recognizer, self)
+            self.api = build_api(cfg.http, build_reader(cfg), self)
 
     def _open_outbox(self, cfg: Config) -> Outbox:
         """The durable outbox; if the state directory is unusable, an in-memory stand-in (a

@@ -20,12 +20,11 @@ import pytest
 
 from edge_ocr import config as config_mod
 from edge_ocr.api import Api, build_api
-from edge_ocr.config import HttpConfig
-from edge_ocr.recognizer import Recognizer
+from edge_ocr.config import Config, HttpConfig
+from edge_ocr.reader import build_reader
 from edge_ocr.service import Service
 
 from .broker import free_port
-from .conftest import MODEL
 from .test_page import _board
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -46,7 +45,7 @@ def _start(api: Api) -> threading.Event:
 
 @pytest.fixture(scope="module")
 def api():
-    a = build_api(HttpConfig(port=free_port(), max_body_mb=2.0), Recognizer(MODEL))
+    a = build_api(HttpConfig(port=free_port(), max_body_mb=2.0), build_reader(Config()))
     stop = _start(a)
     yield a
     stop.set()
@@ -153,7 +152,7 @@ def test_twenty_concurrent_requests(api: Api, samples) -> None:
 
 
 def test_token_protects_everything_but_the_page(samples) -> None:
-    a = build_api(HttpConfig(port=free_port(), token="s3cret"), Recognizer(MODEL))
+    a = build_api(HttpConfig(port=free_port(), token="s3cret"), build_reader(Config()))
     stop = _start(a)
     try:
         body, headers = multipart(samples[0][0].read_bytes())

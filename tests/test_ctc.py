@@ -74,4 +74,4 @@ def test_greedy_on_logits_equals_greedy_on_log_probs() -> None:
         a, b = greedy(log_softmax(logits)), greedy_logits(logits)
         assert a.ids == b.ids and a.frames == b.frames and np.allclose(a.char_conf, b.char_conf)
     empty = greedy_logits(np.tile(np.array([[9.0, 0.0, 0.0]], np.float32), (5, 1)))
-    assert empty.ids == [] and empty.confidence == 1.0
+    assert empty.ids == [] and empty.confidence == 0.0  # an empty answer never looks confident

@@ -10,6 +10,7 @@ overlap; blocks are read left to right, lines top to bottom.
 from __future__ import annotations
 
 import itertools
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import cv2
@@ -156,12 +157,9 @@ def _merge_words(spans: list[tuple[int, int, int, int]], gap: float = 1.2) -> li
     return spans
 
 
-def reading_order(lines: list[LineRegion]) -> list[LineRegion]:
-    """Group lines into blocks (columns) by horizontal overlap; blocks left to right,
-    lines top to bottom inside a block."""
-    if not lines:
-        return []
-    parent = list(range(len(lines)))
+def connected_groups(n: int, joined: Callable[[int, int], bool]) -> list[list[int]]:
+    """Indices 0..n-1 grouped into the connected components of ``joined`` (union-find)."""
+    parent = list(range(n))
 
     def find(i: int) -> int:
         while parent[i] != i:
@@ -169,19 +167,31 @@ def reading_order(lines: list[LineRegion]) -> list[LineRegion]:
             i = parent[i]
         return i
 
-    b = [ln.bounds for ln in lines]
-    for i in range(len(lines)):
-        for j in range(i + 1, len(lines)):
-            overlap = min(b[i][2], b[j][2]) - max(b[i][0], b[j][0])
-            narrow = min(b[i][2] - b[i][0], b[j][2] - b[j][0])
-            gap = max(b[i][1], b[j][1]) - min(b[i][3], b[j][3])
-            tall = max(lines[i].height, lines[j].height)
-            if overlap > 0.3 * narrow and gap < 2.5 * tall:
+    for i in range(n):
+        for j in range(i + 1, n):
+            if joined(i, j):
                 parent[find(i)] = find(j)
     groups: dict[int, list[int]] = {}
-    for i in range(len(lines)):
+    for i in range(n):
         groups.setdefault(find(i), []).append(i)
-    blocks = sorted(groups.values(), key=lambda g: (min(b[i][0] for i in g), min(b[i][1] for i in g)))
+    return list(groups.values())
+
+
+def reading_order(lines: list[LineRegion]) -> list[LineRegion]:
+    """Group lines into blocks (columns) by horizontal overlap; blocks left to right,
+    lines top to bottom inside a block."""
+    if not lines:
+        return []
+    b = [ln.bounds for ln in lines]
+
+    def same_block(i: int, j: int) -> bool:
+        overlap = min(b[i][2], b[j][2]) - max(b[i][0], b[j][0])
+        narrow = min(b[i][2] - b[i][0], b[j][2] - b[j][0])
+        gap = max(b[i][1], b[j][1]) - min(b[i][3], b[j][3])
+        return overlap > 0.3 * narrow and gap < 2.5 * max(lines[i].height, lines[j].height)
+
+    blocks = sorted(connected_groups(len(lines), same_block),
+                    key=lambda g: (min(b[i][0] for i in g), min(b[i][1] for i in g)))
     ordered = []
     for k, g in enumerate(blocks):
         for i in sorted(g, key=lambda i: (b[i][1] + b[i][3]) / 2):

@@ -1,0 +1,88 @@
+"""Pages rendered for the vision tests, with Debian fonts (fonts-dejavu-core, fonts-wqy-microhei):
+printed lines with known text at known places, to turn, slant, crowd, glare and clutter."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import cv2
+import numpy as np
+from PIL import Image, ImageDraw, ImageFont
+
+LATIN = Path("/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf")
+CJK = Path("/usr/share/fonts/truetype/wqy/wqy-microhei.ttc")
+
+
+def font(path: Path, size: int) -> ImageFont.FreeTypeFont:
+    if not path.exists():
+        raise FileNotFoundError(f"{path}: the vision tests need fonts-dejavu-core and fonts-wqy-microhei "
+                                "(make deps-test)")
+    return ImageFont.truetype(str(path), size)
+
+
+def page(lines: list[str], size: int = 40, spacing: float = 1.8, margin: int = 80, width: int | None = None,
+         path: Path = LATIN, gaps: int = 1) -> np.ndarray:
+    """A white page (BGR) holding ``lines`` top to bottom; ``spacing`` is baseline distance over
+    the font size; ``gaps`` widens every space between words that many times."""
+    f = font(path, size)
+    texts = [(" " * gaps).join(t.split(" ")) for t in lines]
+    w = width or max(int(f.getlength(t)) for t in texts) + 2 * margin
+    h = int(margin * 2 + size * spacing * (len(lines) - 1) + size * 1.4)
+    im = Image.new("RGB", (w, h), "white")
+    draw = ImageDraw.Draw(im)
+    for i, t in enumerate(texts):
+        draw.text((margin, margin + i * size * spacing), t, font=f, fill=(20, 20, 20))
+    return cv2.cvtColor(np.asarray(im), cv2.COLOR_RGB2BGR)
+
+
+def vertical_columns(columns: list[str], size: int = 48, margin: int = 60) -> np.ndarray:
+    """Chinese written in columns, read top to bottom, the first column on the right."""
+    f = font(CJK, size)
+    rows = max(len(c) for c in columns)
+    pitch = int(size * 1.9)
+    w, h = 2 * margin + pitch * len(columns), 2 * margin + int(size * 1.15) * rows
+    im = Image.new("RGB", (w, h), "white")
+    draw = ImageDraw.Draw(im)
+    for k, col in enumerate(columns):
+        x = w - margin - (k + 1) * pitch + (pitch - size) // 2
+        for i, ch in enumerate(col):
+            draw.text((x, margin + i * int(size * 1.15)), ch, font=f, fill=(15, 15, 15))
+    return cv2.cvtColor(np.asarray(im), cv2.COLOR_RGB2BGR)
+
+
+def glare(image: np.ndarray, centre: tuple[int, int], radius: int, contrast: int = 70) -> np.ndarray:
+    """A bright patch (a lamp's reflection): inside it the paper is white and ink only ``contrast``
+    grey levels darker."""
+    h, w = image.shape[:2]
+    yy, xx = np.mgrid[0:h, 0:w]
+    d = np.sqrt((xx - centre[0]) ** 2 + (yy - centre[1]) ** 2) / radius
+    strength = np.clip(1.2 - d, 0, 1)[:, :, None]
+    lifted = 255 - (255 - image.astype(np.float32)) * (contrast / 255.0)
+    return (image * (1 - strength) + lifted * strength).astype(np.uint8)
+
+
+def clutter(image: np.ndarray, seed: int = 0) -> np.ndarray:
+    """Magnets (coloured discs with a highlight) and coloured tick marks around the page."""
+    rng = np.random.default_rng(seed)
+    out = image.copy()
+    h, w = out.shape[:2]
+    for _ in range(4):
+        c = (int(rng.integers(20, w - 20)), int(rng.choice([int(rng.integers(5, 30)), h - int(rng.integers(5, 30))])))
+        colour = tuple(int(v) for v in rng.integers(0, 200, 3))
+        cv2.circle(out, c, 16, colour, -1, cv2.LINE_AA)
+        cv2.circle(out, (c[0] - 5, c[1] - 5), 4, (255, 255, 255), -1, cv2.LINE_AA)
+    for _ in range(3):
+        x, y = int(rng.integers(10, 50)), int(rng.integers(40, h - 40))
+        tick = np.int32([[x, y], [x + 8, y + 10], [x + 24, y - 14]])
+        cv2.polylines(out, [tick], False, (40, 160, 40), 4, cv2.LINE_AA)
+    return out
+
+
+def in_frame(board: np.ndarray, angle: float = 0.0, pad: int = 160, wall: int = 90) -> np.ndarray:
+    """The board turned by ``angle`` degrees inside a darker camera frame."""
+    h, w = board.shape[:2]
+    frame = np.full((h + 2 * pad, w + 2 * pad, 3), wall, np.uint8)
+    frame[pad : pad + h, pad : pad + w] = board
+    m = cv2.getRotationMatrix2D((frame.shape[1] / 2, frame.shape[0] / 2), angle, 1.0)
+    return cv2.warpAffine(frame, m, (frame.shape[1], frame.shape[0]), flags=cv2.INTER_LINEAR,
+                          borderMode=cv2.BORDER_CONSTANT, borderValue=(wall, wall, wall))
