@@ -19,6 +19,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from convert.board_video import hand
 from convert.scenes import SceneRenderer
 
 FPS = 2.0
@@ -30,19 +31,6 @@ LINES = (
     "光合作用需要阳光和水",
     "Read chapter 7 before class",
 )
-
-
-def hand(frame: np.ndarray, t: float, rng: np.random.Generator) -> np.ndarray:
-    """A blurred dark arm-and-hand shape entering from the right, at ``t`` ∈ [0, 1] of its path."""
-    h, w = frame.shape[:2]
-    out = frame.copy()
-    cx, cy = int(w * (1.05 - 0.6 * t)), int(h * (0.35 + 0.3 * rng.random()))
-    mask = np.zeros((h, w), np.uint8)
-    cv2.ellipse(mask, (cx, cy), (int(w * 0.06), int(h * 0.09)), 20, 0, 360, 255, -1)
-    cv2.line(mask, (cx, cy), (w + 50, h + 50), 255, int(w * 0.07))
-    mask = cv2.GaussianBlur(mask, (0, 0), 6).astype(np.float32)[:, :, None] / 255
-    skin = np.array([90, 120, 170], np.float32)  # BGR
-    return (out * (1 - mask) + skin * mask).astype(np.uint8)
 
 
 def main() -> None:

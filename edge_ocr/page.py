@@ -28,6 +28,7 @@ from edge_ocr.vision.orientation import column_to_row, rotate_points, unrotate_p
 from edge_ocr.vision.surface import ANALYSIS_SIDE, Surface, locate_surface, rectify, steady_quad
 
 ORIENTATION_SAMPLE = 5  # lines read each way up to decide how the page is turned
+CLUTTER_CHARS, CLUTTER_CONFIDENCE = 2, 0.5  # shorter and less sure than this is not text
 
 
 @dataclass
@@ -69,6 +70,12 @@ class PageResult:
 
     def to_json(self) -> str:
         return json.dumps(self.to_dict(), ensure_ascii=False)
+
+
+def is_clutter(res: LineResult) -> bool:
+    """A reading of one or two unsure characters: a stroke of a diagram, a magnet, a tick
+    (real dev pages: page CER 0.096 → 0.091 with this rule, chosen on the whole set)."""
+    return len(res.text.strip()) <= CLUTTER_CHARS and res.confidence < CLUTTER_CONFIDENCE
 
 
 def is_page(image: np.ndarray, mode: str, detector: TextDetector | None = None) -> bool:
@@ -162,7 +169,7 @@ class PageReader:
         lap("recognise")
         out = []
         for i, (box, res) in enumerate(zip(boxes, results)):
-            if not res.text.strip() or res.confidence < self.min_confidence:
+            if not res.text.strip() or res.confidence < self.min_confidence or is_clutter(res):
                 continue
             out.append(PageLine(res.text, res.confidence, np.asarray(box, np.float64).round(1).tolist(), blocks[i],
                                 res.char_confidences, id(res) not in self._made, vertical[i]))

@@ -86,3 +86,23 @@ def in_frame(board: np.ndarray, angle: float = 0.0, pad: int = 160, wall: int = 
     m = cv2.getRotationMatrix2D((frame.shape[1] / 2, frame.shape[0] / 2), angle, 1.0)
     return cv2.warpAffine(frame, m, (frame.shape[1], frame.shape[0]), flags=cv2.INTER_LINEAR,
                           borderMode=cv2.BORDER_CONSTANT, borderValue=(wall, wall, wall))
+
+
+def slanted(lines: list[str], angles: list[float], size: int = 40, width: int = 1600) -> np.ndarray:
+    """A white board with each line written at its own slant (degrees, counter-clockwise), one
+    under the other, as handwriting on a board drifts."""
+    f = font(LATIN, size)
+    strips = []
+    for text, angle in zip(lines, angles):
+        strip = Image.new("L", (int(f.getlength(text)) + size, int(size * 1.6)), 255)
+        ImageDraw.Draw(strip).text((size // 2, size // 5), text, font=f, fill=20)
+        strips.append(np.asarray(strip.rotate(angle, expand=True, fillcolor=255, resample=Image.BICUBIC)))
+    gap = size // 2
+    board = np.full((sum(st.shape[0] for st in strips) + gap * (len(strips) + 1), width, 3), 255, np.uint8)
+    y = gap
+    for ink in strips:
+        x0 = max(0, (width - ink.shape[1]) // 2)
+        region = board[y : y + ink.shape[0], x0 : x0 + ink.shape[1]]
+        region[...] = np.minimum(region, ink[: region.shape[0], : region.shape[1], None])
+        y += ink.shape[0] + gap
+    return board

@@ -98,6 +98,43 @@ def test_sample_video_in_pages_and_events_out(broker: Broker, tmp_path: Path) ->
     assert "level=info event=page" in out and "password" not in out
 
 
+REAL_BOARD = ROOT.parent / "shared" / "devset" / "pages" / "wbpg_d07.jpg"  # JohnTigue/whiteboarder, MIT
+
+
+@pytest.mark.skipif(not REAL_BOARD.exists(), reason="the dev set's real board photo is not here")
+def test_real_board_written_line_by_line(broker: Broker, tmp_path: Path) -> None:
+    """A real photo's lines revealed one by one (a hand in front while each is written): one
+    page and one ``added`` event per line, no churn, and the last page reads like the photo."""
+    import csv
+
+    from convert.board_video import reveal_video
+    from convert.metrics import page_cer
+    from edge_ocr.config import Config
+    from edge_ocr.imageio import read_image
+    from edge_ocr.reader import build_reader
+
+    photo = read_image(REAL_BOARD)
+    s = 1280 / max(photo.shape[:2])
+    photo = cv2.resize(photo, None, fx=s, fy=s, interpolation=cv2.INTER_AREA)
+    still = build_reader(Config()).read(photo)
+    video = tmp_path / "board.avi"
+    reveal_video(photo, [np.asarray(ln.box, np.float32) for ln in still.lines], video)
+    with (REAL_BOARD.parent.parent / "labels.tsv").open(encoding="utf-8") as f:
+        label = next(r["text"] for r in csv.DictReader(f, delimiter="\t") if r["file"] == "pages/wbpg_d07.jpg")
+    truth = label.split("\\n")
+    sub = Subscriber(broker.port, "#")
+    proc = _daemon(_env(broker.port, tmp_path / "state", EDGE_OCR_CAPTURE_SOURCE=str(video)))
+    out, _ = proc.communicate(timeout=180)
+    assert proc.returncode == 0, out
+    assert sub.wait_for(lambda: b"offline" in sub.raw("test/status"))
+    sub.close()
+    pages, events = sub.json("test/page"), sub.json("test/events")
+    assert [e["event"] for e in events] == ["added"] * len(still.lines), [(e["event"], e["text"]) for e in events]
+    assert [len(p["lines"]) for p in pages] == list(range(len(still.lines) + 1))  # the blank board first
+    final = [ln["text"] for ln in pages[-1]["lines"]]
+    assert page_cer(truth, final) <= page_cer(truth, [ln.text for ln in still.lines]) + 0.05, final
+
+
 def test_broker_killed_twenty_times_loses_nothing(broker: Broker, tmp_path: Path) -> None:
     sub = Subscriber(broker.port, "edge-ocr/test/+")
     svc = _service(broker.port, tmp_path / "state", EDGE_OCR_CAPTURE_LOOP="true", EDGE_OCR_CAPTURE_FPS="30")

@@ -168,6 +168,13 @@ def test_clutter_on_a_turned_board_does_not_become_text(reader: PageReader) -> N
     assert page_cer(TEXT, texts) < 0.08, texts
 
 
+def test_slanted_lines_and_big_letters_are_read(reader: PageReader) -> None:
+    lines = ["slanted up the board", "and down again here", "BIG LETTERS"]
+    board = render.slanted(lines, [22.0, -18.0, 5.0], size=70, width=1500)
+    page = read(reader, render.in_frame(board, pad=60))
+    assert page_cer(lines, [ln.text for ln in page.lines]) < 0.08, [ln.text for ln in page.lines]
+
+
 def test_the_classical_splitter_stays_selectable() -> None:
     cfg = Config()
     cfg.vision.detector = "classical"

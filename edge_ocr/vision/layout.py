@@ -3,7 +3,8 @@
 A DB detector finds lines, but cuts a line where the writer left a wide gap (and sometimes
 finds a word alone). Boxes are joined into one line when they run along the same baseline:
 similar slant and height, the centre of one within ``across`` heights of the other's axis,
-and the gap between them along the axis under ``gap`` heights (defaults below). Lines are grouped into
+and the gap between them along the axis under ``gap`` heights (defaults below); or when they
+overlap by more than half of the smaller one (the same line found twice). Lines are grouped into
 blocks (columns) and read block by block, top to bottom (``edge_ocr.vision.lines.reading_order``).
 
 A box taller than wide (``vertical``) is a column of vertical writing or a line of a page
@@ -28,6 +29,7 @@ ACROSS = 0.45  # how far (line heights) a box's centre may sit off the other's a
 MAX_SLANT = 10.0  # degrees between the two boxes' directions
 MAX_RATIO = 1.6  # largest ratio of the two boxes' heights
 SPECK = 0.6  # a line shorter than this many median line heights is not text
+OVERLAP = 0.5  # boxes sharing more than this of the smaller one are one line
 
 
 @dataclass
@@ -63,6 +65,13 @@ def _axis(rect: tuple) -> tuple[np.ndarray, float, float, bool]:
     return u, float(w), float(h), vertical
 
 
+def overlap(a: np.ndarray, b: np.ndarray) -> float:
+    """Intersection of two convex quads over the smaller one's area."""
+    inter, _ = cv2.intersectConvexConvex(a.reshape(-1, 1, 2), b.reshape(-1, 1, 2))
+    smaller = min(cv2.contourArea(a.reshape(-1, 1, 2)), cv2.contourArea(b.reshape(-1, 1, 2)))
+    return float(inter / smaller) if smaller > 0 else 0.0
+
+
 def line_quad(points: np.ndarray) -> tuple[np.ndarray, bool]:
     """Minimum-area rectangle of ``points`` as (tl, tr, br, bl, vertical): tl→tr runs along a
     horizontal line's writing; for a vertical box tl→bl runs down its long side."""
@@ -91,9 +100,11 @@ def group_lines(boxes: list[TextBox], gap: float = GAP, across: float = ACROSS,
     def continues(i: int, j: int) -> bool:
         ci, ui, li, si, vi = info[i]
         cj, uj, lj, sj, vj = info[j]
-        if vi != vj or max(si, sj) > max_ratio * min(si, sj):
-            return False
         if math.degrees(math.acos(min(1.0, abs(float(ui @ uj))))) > max_slant:
+            return False
+        if overlap(boxes[i].quad, boxes[j].quad) > OVERLAP:
+            return True  # one line found twice (a tall hand's upper and lower halves)
+        if vi != vj or max(si, sj) > max_ratio * min(si, sj):
             return False
         u = ui if li >= lj else uj
         n = np.array([-u[1], u[0]])
