@@ -277,7 +277,8 @@ def main() -> None:
     if notes:
         lines += ["", "Not measured: " + "; ".join(notes)]
     lines += ["", f"![page CER per page]({a.out.name}.png)", "",
-              f"Contact sheets (boxes and text per engine): `{sheets}/<page>.png`."]
+              f"Contact sheets (boxes and text per engine): `{sheets}/<page>.png`, local only: they show the "
+              "dev set's photos, which are not ours to redistribute."]
     chart(results, a.out.with_suffix(".png"))
     emit("\n".join(lines) + "\n", a.out.with_suffix(".md"))
 

@@ -5,7 +5,8 @@
 Per scene: line detection precision/recall at IoU ≥ 0.5 (rotated boxes), page CER (lines
 matched by position, unmatched lines count in full) against the CER of the same lines
 cropped perfectly from the ground truth, and the time of each stage with 1 thread.
-Both binarisers (Sauvola, OpenCV adaptive) are measured on the same scenes.
+Readers, built by the runtime's factory: the DB detector (the default) and the classical splitter
+with each binariser (Sauvola, OpenCV adaptive), on the same scenes.
 """
 
 from __future__ import annotations
@@ -20,10 +21,11 @@ from tqdm import tqdm
 from convert.metrics import edit_distance, squash
 from convert.scenes import SceneRenderer
 from edge_ocr.bench import emit
-from edge_ocr.config import RecognizerConfig
+from edge_ocr.cache import LineCache
+from edge_ocr.config import Config
 from edge_ocr.document import match_boxes
 from edge_ocr.page import PageReader
-from edge_ocr.recognizer import Recognizer
+from edge_ocr.reader import build_reader
 from edge_ocr.vision.clean import ink_gray
 from edge_ocr.vision.lines import LineRegion, crop_line
 from edge_ocr.vision.surface import ANALYSIS_SIDE
@@ -62,29 +64,50 @@ histogram of grey values:
 >>> markers = np.zeros_like(coins)"""
 
 
-def skimage_page_cer(rec: Recognizer) -> tuple[float, str] | None:
+def readers(model: Path, analysis_side: int) -> dict[str, PageReader]:
+    """The daemon's reader (DB detector) and the classical splitter with each binariser, built by
+    the runtime's own factory and sharing one recogniser."""
+    out: dict[str, PageReader] = {}
+    rec = None
+    for name, vision in (("DB detector (default)", {}), ("classical, sauvola", {"detector": "classical"}),
+                         ("classical, adaptive", {"detector": "classical", "binarizer": "adaptive"})):
+        cfg = Config()
+        cfg.recognizer.model = str(model)
+        cfg.vision.analysis_side = analysis_side
+        for k, v in vision.items():
+            setattr(cfg.vision, k, v)
+        out[name] = build_reader(cfg, recognizer=rec, cache_size=1)
+        rec = out[name].recognizer
+    return out
+
+
+def skimage_page_cer(reader: PageReader) -> tuple[float, str] | None:
     """Page CER on scikit-image's photographed book page (whitespace removed, reading order kept)."""
     try:
         from skimage import data
     except ImportError:
         return None
-    page = PageReader(rec).read(data.page())
+    page = reader.read(data.page())
     hyp = squash("".join(ln.text for ln in page.lines))
     ref = squash(SKIMAGE_PAGE.replace("\n", ""))
     return edit_distance(ref, hyp) / len(ref), page.text
 
 
-def cache_hit_rate(rec: Recognizer, scenes: SceneRenderer, count: int) -> tuple[float, float, float, float]:
+def cache_hit_rate(model: Path, scenes: SceneRenderer, count: int) -> tuple[float, float, float, float]:
     """(measured, ideal) hit rate of the line cache over boards written line by line, and the
     page CER of each final board read with the cache against the same frame read without it."""
     hits = lookups = ideal = 0
     cached_err = fresh_err = chars = 0
+    cfg = Config()
+    cfg.recognizer.model = str(model)
+    reader = build_reader(cfg)
     for _ in tqdm(range(count), desc="cache", unit="board"):
-        reader = PageReader(rec)
+        reader.cache = LineCache(cfg.recognizer.cache_size)
+        reader._quad = None
         for k, scene in enumerate(scenes.render_writing(progressive=True), 1):
             page = reader.read(scene.frame)
             ideal += k - 1
-        fresh = PageReader(rec, cache_size=1).read(scene.frame)
+        fresh = build_reader(cfg, recognizer=reader.recognizer, cache_size=1).read(scene.frame)
         for p, acc in ((page, "cached"), (fresh, "fresh")):
             e, c = page_errors(scene.lines, [(ln.text, np.array(ln.box, np.float32)) for ln in p.lines])
             if acc == "cached":
@@ -98,7 +121,7 @@ def cache_hit_rate(rec: Recognizer, scenes: SceneRenderer, count: int) -> tuple[
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--model", type=Path, default=Path(RecognizerConfig().model), help="default: the daemon's")
+    ap.add_argument("--model", type=Path, default=Path(Config().recognizer.model), help="default: the daemon's")
     ap.add_argument("--count", type=int, default=100)
     ap.add_argument("--seed", type=int, default=11)
     ap.add_argument("--report", type=Path, default=None)
@@ -106,10 +129,10 @@ def main() -> None:
     ap.add_argument("--cache-boards", type=int, default=10, help="boards written line by line, for the cache hit rate")
     a = ap.parse_args()
     cv2.setNumThreads(1)
-    rec = Recognizer(a.model, num_threads=1)
+    made = readers(a.model, a.analysis_side)
+    rec = next(iter(made.values())).recognizer
     scenes = SceneRenderer("test", a.seed)
-    stats: dict[str, dict] = {m: {"tp": 0, "fp": 0, "fn": 0, "edits": 0, "chars": 0, "times": []}
-                              for m in ("sauvola", "adaptive")}
+    stats: dict[str, dict] = {m: {"tp": 0, "fp": 0, "fn": 0, "edits": 0, "chars": 0, "times": []} for m in made}
     perfect_edits = perfect_chars = 0
     for _ in tqdm(range(a.count), desc="scenes", unit="scene"):
         s = scenes.render()
@@ -119,8 +142,9 @@ def main() -> None:
         for (t, _), r in zip(s.lines, rec.recognize(crops)):
             perfect_edits += edit_distance(squash(t), squash(r.text))
             perfect_chars += len(squash(t))
-        for method, st in stats.items():
-            page = PageReader(rec, binarizer=method, cache_size=1, analysis_side=a.analysis_side).read(s.frame)
+        for name, st in stats.items():
+            made[name]._quad = None
+            page = made[name].read(s.frame)
             pred = [(ln.text, np.array(ln.box, np.float32)) for ln in page.lines]
             m = match_boxes(gt_boxes, [b for _, b in pred], 0.5)
             st["tp"] += len(m)
@@ -131,26 +155,27 @@ def main() -> None:
             st["chars"] += c
             st["times"].append(page.timings_ms)
     perfect = perfect_edits / max(1, perfect_chars)
-    rows = ["| binariser | precision | recall | page CER | perfect-crop CER | surface ms | clean ms | split ms | "
-            "vision ms | recognise ms |", "|---|---|---|---|---|---|---|---|---|---|"]
-    for method, st in stats.items() if a.count else ():
+    rows = ["| reader | precision | recall | page CER | perfect-crop CER | ms per stage (median) | vision ms | "
+            "recognise ms |", "|---|---|---|---|---|---|---|---|"]
+    for name, st in stats.items() if a.count else ():
         p = st["tp"] / max(1, st["tp"] + st["fp"])
         r = st["tp"] / max(1, st["tp"] + st["fn"])
         med = {k: float(np.median([t[k] for t in st["times"]])) for k in st["times"][0]}
-        vision = float(np.median([t["surface"] + t["clean"] + t["split"] for t in st["times"]]))
-        rows.append(f"| {method} | {p:.3f} | {r:.3f} | {st['edits'] / max(1, st['chars']):.4f} | {perfect:.4f} | "
-                    f"{med['surface']:.1f} | {med['clean']:.1f} | {med['split']:.1f} | {vision:.1f} | "
-                    f"{med['recognise']:.1f} |")
+        stages = ", ".join(f"{k} {v:.0f}" for k, v in med.items() if k not in ("recognise", "total"))
+        vision = float(np.median([t["total"] - t["recognise"] for t in st["times"]]))
+        rows.append(f"| {name} | {p:.3f} | {r:.3f} | {st['edits'] / max(1, st['chars']):.4f} | {perfect:.4f} | "
+                    f"{stages} | {vision:.1f} | {med['recognise']:.1f} |")
     text = (f"# Vision on {a.count} synthesised 1920×1080 scenes (seed {a.seed}), model {rec.contract.id}, "
             f"analysis side {a.analysis_side} px\n\n"
             + "\n".join(rows) + "\n\nMedians per frame, 1 thread. Page CER matches lines by position; "
-            "perfect-crop CER recognises the ground-truth line boxes.\n")
+            "perfect-crop CER recognises the ground-truth line boxes. Synthesised scenes are for tests: "
+            "real pages judge (`make bench-pages`).\n")
     if a.cache_boards:
-        measured, ideal, cached, fresh = cache_hit_rate(rec, SceneRenderer("test", a.seed + 1), a.cache_boards)
+        measured, ideal, cached, fresh = cache_hit_rate(a.model, SceneRenderer("test", a.seed + 1), a.cache_boards)
         text += (f"\nLine cache over {a.cache_boards} boards written one line per frame: hit rate {measured:.3f} "
                  f"(ideal {ideal:.3f}: every line already seen comes from the cache); page CER of the final "
                  f"boards {cached:.4f} with the cache, {fresh:.4f} without.\n")
-    sk = skimage_page_cer(rec)
+    sk = skimage_page_cer(next(iter(made.values())))
     if sk is not None:
         text += f"\nskimage.data.page(): page CER {sk[0]:.4f}\n\n```\n{sk[1]}\n```\n"
     emit(text, a.report)
