@@ -70,8 +70,7 @@ class EdgeOcr:
         self.name, self.reader = name, build_reader(cfg)
 
     def read(self, image: np.ndarray) -> Reading:
-        self.reader.cache.clear()
-        self.reader._quad = None  # each page is its own scene
+        self.reader.reset()  # each page is its own scene
         t0 = time.perf_counter()
         page = self.reader.read(image)
         ms = (time.perf_counter() - t0) * 1000

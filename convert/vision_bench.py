@@ -21,7 +21,6 @@ from tqdm import tqdm
 from convert.metrics import edit_distance, squash
 from convert.scenes import SceneRenderer
 from edge_ocr.bench import emit
-from edge_ocr.cache import LineCache
 from edge_ocr.config import Config
 from edge_ocr.document import match_boxes
 from edge_ocr.page import PageReader
@@ -102,8 +101,7 @@ def cache_hit_rate(model: Path, scenes: SceneRenderer, count: int) -> tuple[floa
     cfg.recognizer.model = str(model)
     reader = build_reader(cfg)
     for _ in tqdm(range(count), desc="cache", unit="board"):
-        reader.cache = LineCache(cfg.recognizer.cache_size)
-        reader._quad = None
+        reader.reset()
         for k, scene in enumerate(scenes.render_writing(progressive=True), 1):
             page = reader.read(scene.frame)
             ideal += k - 1
@@ -143,7 +141,7 @@ def main() -> None:
             perfect_edits += edit_distance(squash(t), squash(r.text))
             perfect_chars += len(squash(t))
         for name, st in stats.items():
-            made[name]._quad = None
+            made[name].reset()
             page = made[name].read(s.frame)
             pred = [(ln.text, np.array(ln.box, np.float32)) for ln in page.lines]
             m = match_boxes(gt_boxes, [b for _, b in pred], 0.5)

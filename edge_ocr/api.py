@@ -161,6 +161,7 @@ class Api:
         t0 = time.perf_counter()
         with self.lock:
             if is_page(image, mode, self.reader.detector):
+                self.reader.reset()  # an upload is read on its own, whatever came before
                 try:
                     page = self.reader.read(image)
                 except ImageError as exc:

@@ -65,7 +65,7 @@ def _recognize(args: argparse.Namespace) -> int:
             continue
         if is_page(image, args.mode, reader.detector):
             debug: dict | None = {} if args.debug_dir else None
-            reader.cache.clear()  # each image is read on its own
+            reader.reset()  # each image is read on its own
             try:
                 page = reader.read(image, debug)
             except ValueError as exc:

@@ -28,6 +28,7 @@ from edge_ocr.vision.orientation import column_to_row, rotate_points, unrotate_p
 from edge_ocr.vision.surface import ANALYSIS_SIDE, Surface, locate_surface, rectify, steady_quad
 
 ORIENTATION_SAMPLE = 5  # lines read each way up to decide how the page is turned
+ORIENTATION_SURE = 0.85  # mean character confidence that ends the vote (dev pages: same turns, same CER)
 CLUTTER_CHARS, CLUTTER_CONFIDENCE = 2, 0.5  # shorter and less sure than this is not text
 
 
@@ -124,7 +125,15 @@ class PageReader:
         self.min_confidence = min_confidence
         self._quad: np.ndarray | None = None
         self._made: set[int] = set()
+        self._turn: int | None = None  # the last page's quarter turns: tried first on the next frame
         self.cache: LineCache[LineResult] = LineCache(cache_size)
+
+    def reset(self) -> None:
+        """Forget the scene: the steady surface, the page's turn and the line cache. For an image
+        that is not the next frame of the same camera (an upload, another file)."""
+        self._quad = None
+        self._turn = None
+        self.cache.clear()
 
     def read(self, frame: np.ndarray, debug: dict[str, np.ndarray] | None = None) -> PageResult:
         """Recognise one frame. ``debug``, if given, receives the intermediate pictures."""
@@ -222,10 +231,11 @@ class PageReader:
             return [], 0
         tall = sum(max(b.size) for b in found if b.size[1] > 1.3 * b.size[0])
         wide = sum(max(b.size) for b in found if b.size[0] >= 1.3 * b.size[1])
-        candidates = (1, 3, 0) if tall > wide else (0, 2)
-        options = {k: layout(k) for k in candidates}
+        candidates = sorted((1, 3, 0) if tall > wide else (0, 2), key=lambda k: k != self._turn)
+        options: dict[int, list[TextLine]] = {}
         best_k, best = candidates[0], -1.0
-        for k, lines in options.items():
+        for k in candidates:
+            lines = options[k] = layout(k)
             # The vote: mean character confidence over a few long lines read this way up. Read
             # the wrong way, few characters come out and those few are unsure.
             sample = sorted(lines, key=lambda ln: -ln.length)[:ORIENTATION_SAMPLE]
@@ -236,4 +246,7 @@ class PageReader:
             score = float(np.sum(chars)) / max(len(chars), 1) * min(1.0, len(chars) / (2.0 * max(1, len(sample))))
             if score > best + 0.02:
                 best_k, best = k, score
+            if best >= ORIENTATION_SURE:
+                break  # the last page's way up (tried first) reads surely: a camera does not turn
+        self._turn = best_k
         return options[best_k], best_k

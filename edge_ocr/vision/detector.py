@@ -20,6 +20,7 @@ import numpy as np
 from edge_ocr.contract import DetectorContract
 from edge_ocr.interpreter import TFLiteModel
 from edge_ocr.vision.db import DBParams, TextBox, boxes_from_probability
+from edge_ocr.vision.surface import shrink
 
 MAX_ENLARGE = 2.0
 FIT_SLACK = 0.95  # shrink by up to 5 % to save a second tile
@@ -30,17 +31,9 @@ def tile_starts(length: int, tile: int, overlap: int = TILE_OVERLAP) -> list[int
     """Offsets of windows of ``tile`` covering ``length`` with at least ``overlap`` shared."""
     if length <= tile:
         return [0]
-    n = int(np.ceil((length - overlap) / (tile - overlap)))
+    overlap = min(overlap, tile // 2)
+    n = max(2, int(np.ceil((length - overlap) / (tile - overlap))))
     return [round(i * (length - tile) / (n - 1)) for i in range(n)]
-
-
-def shrink(image: np.ndarray, size: tuple[int, int]) -> np.ndarray:
-    """``image`` resized to ``size`` (w, h): halved by Gaussian pyramid steps while that stays
-    above the target, then area-averaged (INTER_AREA alone on 1080p took 15 ms on one thread)."""
-    while image.shape[1] >= 2 * size[0] and image.shape[0] >= 2 * size[1]:
-        image = cv2.pyrDown(image)
-    shrinking = image.shape[1] > size[0]
-    return cv2.resize(image, size, interpolation=cv2.INTER_AREA if shrinking else cv2.INTER_LINEAR)
 
 
 def local_contrast(bgr: np.ndarray) -> np.ndarray:

@@ -105,6 +105,15 @@ def find_quad(frame: np.ndarray) -> tuple[np.ndarray, float] | None:
     return best
 
 
+def shrink(image: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """``image`` resized to ``size`` (w, h): halved by Gaussian pyramid steps while that stays
+    above the target, then area-averaged (INTER_AREA alone on 1080p took 15 ms on one thread)."""
+    while image.shape[1] >= 2 * size[0] and image.shape[0] >= 2 * size[1]:
+        image = cv2.pyrDown(image)
+    shrinking = image.shape[1] > size[0]
+    return cv2.resize(image, size, interpolation=cv2.INTER_AREA if shrinking else cv2.INTER_LINEAR)
+
+
 def rectify(image: np.ndarray, quad: np.ndarray, max_side: int | None = None, detected: bool = True) -> Surface:
     """Warp ``quad`` to a rectangle whose sides match the quad's mean edge lengths.
 
@@ -120,7 +129,7 @@ def rectify(image: np.ndarray, quad: np.ndarray, max_side: int | None = None, de
     to_frame = cv2.getPerspectiveTransform(dst, q).astype(np.float64)
     src, src_q = image, q
     if f < 0.5:
-        src = cv2.resize(image, None, fx=f, fy=f, interpolation=cv2.INTER_AREA)
+        src = shrink(image, (max(1, round(image.shape[1] * f)), max(1, round(image.shape[0] * f))))
         src_q = q * np.float32([src.shape[1] / image.shape[1], src.shape[0] / image.shape[0]])
     m = cv2.getPerspectiveTransform(src_q, dst)
     warped = cv2.warpPerspective(src, m, (w, h), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
