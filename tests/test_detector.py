@@ -181,3 +181,19 @@ def test_the_classical_splitter_stays_selectable() -> None:
     assert reader.detector is None
     page = read(reader, render.page(TEXT, size=36, spacing=2.2))
     assert page.detector == "classical" and page_cer(TEXT, [ln.text for ln in page.lines]) < 0.1
+
+
+def test_a_missing_or_wrong_detector_model_is_a_clear_error(tmp_path) -> None:
+    from edge_ocr.config import ConfigError
+    from edge_ocr.contract import ContractError
+
+    cfg = Config()
+    cfg.vision.detector_model = str(tmp_path / "nope.tflite")
+    with pytest.raises(ContractError, match="nope.json"):
+        build_reader(cfg)
+    cfg.vision.detector_model = "models/ppocrv6_small_int8.tflite"  # a recogniser, not a detector
+    with pytest.raises(ContractError, match="'kind' must be 'detector'"):
+        build_reader(cfg)
+    cfg.vision.detector = "yolo"
+    with pytest.raises(ConfigError, match="vision.detector"):
+        cfg.validate()
