@@ -189,11 +189,11 @@ def test_a_missing_or_wrong_detector_model_is_a_clear_error(tmp_path) -> None:
 
     cfg = Config()
     cfg.vision.detector_model = str(tmp_path / "nope.tflite")
-    with pytest.raises(ContractError, match="nope.json"):
+    with pytest.raises(ContractError, match=r"nope\.json"):
         build_reader(cfg)
     cfg.vision.detector_model = "models/ppocrv6_small_int8.tflite"  # a recogniser, not a detector
-    with pytest.raises(ContractError, match="'kind' must be 'detector'"):
+    with pytest.raises(ContractError, match=r"'kind' must be 'detector'"):
         build_reader(cfg)
     cfg.vision.detector = "yolo"
-    with pytest.raises(ConfigError, match="vision.detector"):
+    with pytest.raises(ConfigError, match=r"vision\.detector"):
         cfg.validate()
