@@ -19,8 +19,9 @@ else
   [ -x "$MOSQUITTO" ] || { echo "mosquitto is not installed: sudo apt install mosquitto"; exit 1; }
   PORT=$("$VENV/bin/python" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
   mkdir -p "$STATE/broker"
-  printf 'listener %s 127.0.0.1\nallow_anonymous true\npersistence true\npersistence_location %s/\n' \
-    "$PORT" "$(pwd)/$STATE/broker" > "$STATE/broker/mosquitto.conf"
+  # `user`: started as root, mosquitto would drop to its own user and could not save its state here.
+  printf 'listener %s 127.0.0.1\nallow_anonymous true\npersistence true\npersistence_location %s/\nuser %s\n' \
+    "$PORT" "$(pwd)/$STATE/broker" "$(id -un)" > "$STATE/broker/mosquitto.conf"
   "$MOSQUITTO" -c "$STATE/broker/mosquitto.conf" > "$STATE/broker/mosquitto.log" 2>&1 &
   pids+=($!)
   echo "== broker: mosquitto on localhost:$PORT (log $STATE/broker/mosquitto.log)"
