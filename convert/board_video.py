@@ -20,6 +20,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from edge_ocr.vision.surface import order_corners
+
 FPS = 2.0
 
 
@@ -36,12 +38,13 @@ def hand(frame: np.ndarray, t: float, rng: np.random.Generator) -> np.ndarray:
     return (out * (1 - mask) + skin * mask).astype(np.uint8)
 
 
-def grown(quad: np.ndarray, margin: float = 0.2) -> np.ndarray:
-    """``quad`` grown by ``margin`` of its shorter side on every side (strokes poke out of boxes)."""
+def grown(quad: np.ndarray, frac: float = 0.2) -> np.ndarray:
+    """``quad`` grown by ``frac`` of its shorter side on every side, corners tl, tr, br, bl
+    (strokes poke out of a detector's boxes; the training lines have such a margin too)."""
     q = np.asarray(quad, np.float32).reshape(4, 2)
     (cx, cy), (w, h), angle = cv2.minAreaRect(q)
-    pad = 2 * margin * min(w, h)
-    return cv2.boxPoints(((cx, cy), (w + pad, h + pad), angle)).astype(np.float32)
+    pad = frac * min(w, h)
+    return order_corners(cv2.boxPoints(((cx, cy), (w + 2 * pad, h + 2 * pad), angle)))
 
 
 def blank_board(photo: np.ndarray, regions: list[np.ndarray]) -> np.ndarray:

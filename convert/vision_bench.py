@@ -18,6 +18,7 @@ import cv2
 import numpy as np
 from tqdm import tqdm
 
+from convert.board_video import grown
 from convert.metrics import edit_distance, squash
 from convert.scenes import SceneRenderer
 from edge_ocr.bench import emit
@@ -28,19 +29,6 @@ from edge_ocr.reader import build_reader
 from edge_ocr.vision.clean import ink_gray
 from edge_ocr.vision.lines import LineRegion, crop_line
 from edge_ocr.vision.surface import ANALYSIS_SIDE
-
-
-def pad_box(box: np.ndarray, frac: float = 0.15) -> np.ndarray:
-    """A ground-truth box grown by ``frac`` of its height on every side, the margin the
-    pipeline's crops (and the training lines) have around the ink."""
-    q = box.astype(np.float32).reshape(4, 2)
-    centre = q.mean(axis=0)
-    rect = cv2.minAreaRect(q)
-    (w, h), angle = rect[1], rect[2]
-    pad = frac * min(w, h)
-    grown = cv2.boxPoints((tuple(centre), (w + 2 * pad, h + 2 * pad), angle)).astype(np.float32)
-    s, d = grown.sum(axis=1), np.diff(grown, axis=1).ravel()
-    return np.array([grown[s.argmin()], grown[d.argmin()], grown[s.argmax()], grown[d.argmax()]], np.float32)
 
 
 def page_errors(gt: list[tuple[str, np.ndarray]], pred: list[tuple[str, np.ndarray]]) -> tuple[int, int]:
@@ -136,7 +124,7 @@ def main() -> None:
         s = scenes.render()
         gt_boxes = [b for _, b in s.lines]
         gray = ink_gray(s.frame)
-        crops = [crop_line(gray, LineRegion(pad_box(b), 0.0, 0.0)) for b in gt_boxes]
+        crops = [crop_line(gray, LineRegion(grown(b, 0.15), 0.0, 0.0)) for b in gt_boxes]
         for (t, _), r in zip(s.lines, rec.recognize(crops)):
             perfect_edits += edit_distance(squash(t), squash(r.text))
             perfect_chars += len(squash(t))

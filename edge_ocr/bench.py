@@ -212,7 +212,7 @@ def _page_ms(frame: np.ndarray, repeats: int) -> dict[str, float]:
     reader = build_reader(config_mod.Config())
     ms, lines = [], 0
     for _ in range(repeats):
-        reader.cache.clear()  # every line is new
+        reader.reset()  # a new scene: every line new, the page's turn voted again
         t0 = time.perf_counter()
         page = reader.read(frame)
         ms.append((time.perf_counter() - t0) * 1000)
@@ -228,7 +228,7 @@ def profile_frame(n_lines: int = 15, top: int = 8) -> list[tuple[str, float, flo
     reader = build_reader(config_mod.Config())
     frame = board(n_lines)
     reader.read(frame)
-    reader.cache.clear()
+    reader.reset()
     prof = cProfile.Profile()
     prof.enable()
     reader.read(frame)

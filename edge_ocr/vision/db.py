@@ -16,6 +16,8 @@ import cv2
 import numpy as np
 import pyclipper
 
+from edge_ocr.vision.surface import order_corners
+
 
 @dataclass(frozen=True)
 class DBParams:
@@ -45,14 +47,7 @@ class TextBox:
 
 def ordered_box(rect: tuple) -> tuple[np.ndarray, float]:
     """``cv2.minAreaRect`` result → (corners tl, tr, br, bl in image axes, shorter side)."""
-    pts = cv2.boxPoints(rect).astype(np.float32)
-    s, d = pts.sum(axis=1), np.diff(pts, axis=1).ravel()
-    quad = np.array([pts[s.argmin()], pts[d.argmin()], pts[s.argmax()], pts[d.argmax()]], np.float32)
-    if len({tuple(p) for p in quad.tolist()}) < 4:  # a box at exactly 45°: sort by angle instead
-        c = pts.mean(axis=0)
-        order = np.argsort(np.arctan2(pts[:, 1] - c[1], pts[:, 0] - c[0]))
-        quad = pts[np.roll(order, -int(np.argmin(pts[order].sum(axis=1))))]
-    return quad, float(min(rect[1]))
+    return order_corners(cv2.boxPoints(rect)), float(min(rect[1]))
 
 
 def box_score(prob: np.ndarray, quad: np.ndarray) -> float:

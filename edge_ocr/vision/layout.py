@@ -97,6 +97,7 @@ def group_lines(boxes: list[TextBox], gap: float = GAP, across: float = ACROSS,
         rect = cv2.minAreaRect(b.quad.reshape(-1, 1, 2))
         u, long, short, vertical = _axis(rect)
         info.append((np.asarray(rect[0]), u, long, short, vertical))
+
     def continues(i: int, j: int) -> bool:
         ci, ui, li, si, vi = info[i]
         cj, uj, lj, sj, vj = info[j]

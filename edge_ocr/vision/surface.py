@@ -39,10 +39,16 @@ class Surface:
 
 
 def order_corners(pts: np.ndarray) -> np.ndarray:
-    """Corners as tl, tr, br, bl (by coordinate sums and differences)."""
+    """Corners as tl, tr, br, bl (by coordinate sums and differences; a square turned by exactly
+    45° ties those, and then the corners go clockwise from the one with the smallest sum)."""
     pts = np.asarray(pts, np.float32).reshape(4, 2)
     s, d = pts.sum(axis=1), np.diff(pts, axis=1).ravel()
-    return np.array([pts[s.argmin()], pts[d.argmin()], pts[s.argmax()], pts[d.argmax()]], np.float32)
+    quad = np.array([pts[s.argmin()], pts[d.argmin()], pts[s.argmax()], pts[d.argmax()]], np.float32)
+    if len({tuple(p) for p in quad.tolist()}) == 4:
+        return quad
+    c = pts.mean(axis=0)
+    order = np.argsort(np.arctan2(pts[:, 1] - c[1], pts[:, 0] - c[0]))
+    return pts[np.roll(order, -int(np.argmin(pts[order].sum(axis=1))))]
 
 
 def edge_contrast(gray: np.ndarray, quad: np.ndarray, offset: float = 6.0) -> float:
