@@ -135,7 +135,7 @@ def rectify(image: np.ndarray, quad: np.ndarray, max_side: int | None = None, de
     to_frame = cv2.getPerspectiveTransform(dst, q).astype(np.float64)
     src, src_q = image, q
     if f < 0.5:
-        src = shrink(image, (max(1, round(image.shape[1] * f)), max(1, round(image.shape[0] * f))))
+        src = cv2.resize(image, None, fx=f, fy=f, interpolation=cv2.INTER_AREA)
         src_q = q * np.float32([src.shape[1] / image.shape[1], src.shape[0] / image.shape[0]])
     m = cv2.getPerspectiveTransform(src_q, dst)
     warped = cv2.warpPerspective(src, m, (w, h), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
