@@ -143,13 +143,13 @@ $(CVENV)/.peers: requirements/bench.txt | $(CVENV)/.done
 # int8 TFLite by convert/onnx_import.py, and its float-vs-int8 parity report. The float model
 # (21 MB) goes to build/, not into the repository.
 import-ppocr: $(CVENV)/.peers $(CVENV)/.import
-	$(CPY) -m convert.onnx_import --onnx ppocrv6 --name ppocrv6_small --out models --float-out build/ppocr
+	$(CPY) -m convert.onnx_import --onnx ppocrv6 --name ppocrv6_small --keep zh_en --out models --float-out build/ppocr
 	$(CPY) -m convert.evaluate --split data/test --limit 1000 --store \
 	  $(if $(wildcard $(DEVSET)/labels.tsv),--devset $(DEVSET)) \
 	  --models build/ppocr/ppocrv6_small_float.tflite models/ppocrv6_small_int8.tflite --report models/ppocrv6_small.eval.md
 
 build/ppocr/ppocrv6_small_float.tflite: | $(CVENV)/.peers $(CVENV)/.import
-	$(CPY) -m convert.onnx_import --onnx ppocrv6 --name ppocrv6_small --out build/ppocr --float-out build/ppocr
+	$(CPY) -m convert.onnx_import --onnx ppocrv6 --name ppocrv6_small --keep zh_en --out build/ppocr --float-out build/ppocr
 
 # The default text detector: PP-OCRv4 mobile det (in the rapidocr_onnxruntime wheel, Apache-2.0)
 # imported by convert/det_import.py (int8 weights, 1.4 MB); its float model and the PP-OCRv6 small

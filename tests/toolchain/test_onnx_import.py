@@ -140,3 +140,21 @@ def test_int8_models_are_integer_where_asked_and_close_to_float(imported: dict, 
     float_path = tmp_path / "float.tflite"
     float_path.write_bytes(imported["float"])
     assert "GELU" in audit(float_path)[1]["ops"], "the exact-GELU chain must become TFLite's GELU"
+
+
+@pytest.mark.parametrize("kind", ["float", "int8", "selective"])
+def test_kept_classes_give_the_full_models_logits_bit_for_bit(imported: dict, kind: str) -> None:
+    keep = [0, 2, 4]  # the blank, "b" and "d"
+    trimmed = oi.keep_classes(imported[kind], keep)
+    x = np.random.default_rng(3).uniform(-1, 1, (1, 48, 64, 3)).astype(np.float32)
+    full, cut = _tflite(imported[kind], x), _tflite(trimmed, x)
+    assert cut.shape == (*full.shape[:-1], 3)
+    np.testing.assert_array_equal(cut, full[..., keep])
+
+
+def test_classroom_charset_keeps_chinese_in_common_use_and_drops_other_scripts() -> None:
+    kept = "的國样從書现樣abcXYZ019,.;:!?()[]，。：；！？、《》“”αβπ√≤≥±×÷→①℃㎡ āáǎàü ㄅ"
+    dropped = "あア한ДЖ😀𠀀" + "\u3447"  # kana, hangul, Cyrillic, emoji, rare Han (ext. B and A)
+    assert all(oi.classroom_symbol(c) for c in kept), [c for c in kept if not oi.classroom_symbol(c)]
+    assert not any(oi.classroom_symbol(c) for c in dropped), [c for c in dropped if oi.classroom_symbol(c)]
+    assert not oi.classroom_symbol("ab")
