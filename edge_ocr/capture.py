@@ -24,7 +24,9 @@ from edge_ocr.config import CaptureConfig
 from edge_ocr.imageio import ImageError, read_image
 
 SAMPLE_VIDEO = Path(__file__).resolve().parent.parent / "samples" / "board.mp4"
-IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff"}
+IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff", ".gif",
+                  # not readable, but a photo someone meant: each is reported, by format, not ignored
+                  ".heic", ".heif", ".avif", ".jxl", ".pdf", ".svg", ".psd"}
 
 
 class CaptureError(RuntimeError):
@@ -35,15 +37,21 @@ class EndOfStreamError(Exception):
     """A finite source (a video file without ``loop``) has no more frames."""
 
 
+class FrameError(Exception):
+    """One input could not be used (a file that does not decode); the camera itself is fine."""
+
+
 @dataclass(frozen=True)
 class Frame:
     image: np.ndarray  # BGR uint8
     seq: int  # 1, 2, … per daemon run
     ts: float  # wall-clock time of capture (time.time())
+    still: bool = False  # a photo of its own (a folder source), not the next frame of a video
 
 
 class Camera(Protocol):
     name: str
+    stills: bool  # each read is an unrelated still photo, to be read once (no motion to wait out)
 
     def open(self) -> None: ...
 
@@ -58,6 +66,7 @@ class Picamera2Camera:
 
     def __init__(self, width: int, height: int) -> None:
         self.name = "picamera2"
+        self.stills = False
         self.size = (width, height)
         self._cam = None
 
@@ -113,6 +122,7 @@ class OpenCVCamera:
     def __init__(self, source: str, width: int, height: int, timeout_s: float, loop: bool = False) -> None:
         self.source: int | str = int(source) if source.isdigit() else source
         self.name = f"opencv:{source}"
+        self.stills = False
         self.size = (width, height)
         self.timeout_ms = int(timeout_s * 1000)
         self.is_file = isinstance(self.source, str) and not re.match(r"^[a-z]+://", self.source) \
@@ -155,18 +165,18 @@ class OpenCVCamera:
 
 
 class FolderCamera:
-    """New image files in a folder, in name order; each is read once.
+    """New image files in a folder, in name order; each is a still photo, read once.
 
     A file younger than ``settle_s`` may still be being written and waits for the next poll;
-    a file that fails to decode is skipped with a reason (see ``skipped``).
+    a file that fails to decode raises ``FrameError`` with the reason (HEIC, corrupt, ...), once.
     """
 
     def __init__(self, folder: str, settle_s: float = 0.2) -> None:
         self.folder = Path(folder)
         self.name = f"folder:{folder}"
+        self.stills = True
         self.settle_s = settle_s
         self._seen: set[str] = set()
-        self.skipped: list[tuple[str, str]] = []
 
     def open(self) -> None:
         if not self.folder.is_dir():
@@ -191,7 +201,7 @@ class FolderCamera:
             try:
                 return read_image(path)
             except ImageError as exc:
-                self.skipped.append((name, str(exc)))
+                raise FrameError(str(exc)) from None
         return None
 
     def close(self) -> None:
@@ -219,15 +229,18 @@ class Capture:
     """Paced, numbered frames from a camera that may fail and come back.
 
     ``on_fault(message)`` is called when the camera fails (once per outage) and
-    ``on_recover()`` when frames flow again; ``tick()`` is called on every attempt, so a
-    watchdog sees a daemon that is waiting for its camera as alive.
+    ``on_recover()`` when frames flow again; ``on_bad_frame(message)`` for an input that could
+    not be used (the camera is fine); ``tick()`` is called on every attempt, so a watchdog sees a
+    daemon that is waiting for its camera as alive.
     """
 
     def __init__(self, camera: Camera, fps: float, retry_max_s: float, stop: threading.Event,
                  on_fault: Callable[[str], None] = lambda m: None, on_recover: Callable[[], None] = lambda: None,
-                 tick: Callable[[], None] = lambda: None) -> None:
+                 tick: Callable[[], None] = lambda: None,
+                 on_bad_frame: Callable[[str], None] = lambda m: None) -> None:
         self.camera, self.interval, self.retry_max_s = camera, 1.0 / fps, retry_max_s
         self.stop, self.on_fault, self.on_recover, self.tick = stop, on_fault, on_recover, tick
+        self.on_bad_frame = on_bad_frame
         self.seq = 0
         self.fault: str | None = None
         self._open = False
@@ -246,6 +259,9 @@ class Capture:
                     image = self.camera.read()
                 except EndOfStreamError:
                     return
+                except FrameError as exc:
+                    self.on_bad_frame(str(exc))
+                    continue
                 except CaptureError as exc:
                     self._fail(str(exc))
                     self.stop.wait(backoff)
@@ -259,7 +275,7 @@ class Capture:
                     self.fault = None
                     self.on_recover()
                 self.seq += 1
-                yield Frame(image, self.seq, time.time())
+                yield Frame(image, self.seq, time.time(), self.camera.stills)
                 next_at = max(next_at + self.interval, time.monotonic())
                 self.stop.wait(max(0.0, next_at - time.monotonic()))
         finally:

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
-import os
 import sys
 from pathlib import Path
 
@@ -167,11 +167,23 @@ def _bench(args: argparse.Namespace) -> int:
     return 0
 
 
+WATCH_FLAGS = ("host", "port", "base_topic", "username", "tls", "ca_file", "cert_file", "key_file")
+
+
 def _watch(args: argparse.Namespace) -> int:
     from edge_ocr.watch import watch
 
-    return watch(args.host, args.port, args.base_topic, args.device, args.json, args.seconds,
-                 args.username, os.environ.get("EDGE_OCR_MQTT_PASSWORD", ""))
+    cfg = _load_config(args.config)
+    if cfg is None:
+        return 2
+    flags = {k: getattr(args, k) for k in WATCH_FLAGS if getattr(args, k) is not None}
+    mqtt = dataclasses.replace(cfg.mqtt, **flags)
+    try:
+        mqtt.validate()
+    except ConfigError as exc:
+        print(f"edge-ocr watch: {exc}", file=sys.stderr)
+        return 2
+    return watch(mqtt, args.device, args.json, args.seconds)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -219,12 +231,19 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--report", type=Path, default=None, help="also write the Markdown report here")
     b.add_argument("--json", type=Path, default=None, help="also write the raw figures as JSON")
     b.set_defaults(func=_bench)
-    w = sub.add_parser("watch", help="subscribe and print pages and line events as they arrive")
-    w.add_argument("--host", default="localhost")
-    w.add_argument("--port", type=int, default=1883)
-    w.add_argument("--base-topic", default="edge-ocr")
+    w = sub.add_parser("watch", help="subscribe and print pages and line events as they arrive",
+                       description="Connects as the daemon does: the [mqtt] section of --config and the "
+                                   "EDGE_OCR_MQTT_* variables, then these flags.")
+    w.add_argument("--config", type=Path, default=None, help="TOML file: its [mqtt] section (broker, TLS, user)")
+    w.add_argument("--host", default=None, help="default localhost (mqtt.host)")
+    w.add_argument("--port", type=int, default=None, help="default 1883 (mqtt.port)")
+    w.add_argument("--base-topic", default=None, help="default edge-ocr (mqtt.base_topic)")
     w.add_argument("--device", default="+", help="device id (default: every device)")
-    w.add_argument("--username", default="", help="password from EDGE_OCR_MQTT_PASSWORD")
+    w.add_argument("--username", default=None, help="password from EDGE_OCR_MQTT_PASSWORD")
+    w.add_argument("--tls", action="store_true", default=None, help="TLS, server certificate verified")
+    w.add_argument("--ca-file", default=None, help="CA certificate(s) that signed the broker's (PEM)")
+    w.add_argument("--cert-file", default=None, help="client certificate (PEM), with --key-file")
+    w.add_argument("--key-file", default=None, help="client key (PEM)")
     w.add_argument("--json", action="store_true", help="raw messages as JSON lines")
     w.add_argument("--seconds", type=float, default=None, help="stop after this long")
     w.set_defaults(func=_watch)

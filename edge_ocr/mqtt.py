@@ -38,6 +38,20 @@ UNSUPPORTED_PROTOCOL = (132, 1)  # MQTT 5 reason code, MQTT 3.1.1 CONNACK return
 log = Log("edge_ocr.mqtt")
 
 
+def make_client(cfg: MqttConfig, client_id: str = "",
+                protocol: MQTTProtocolVersion = MQTTProtocolVersion.MQTTv5) -> mqtt.Client:
+    """A paho client with the configuration's credentials and TLS (CA, client certificate and
+    key; the server certificate is always verified): the daemon and ``edge-ocr watch`` connect
+    the same way."""
+    client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=client_id, protocol=protocol)
+    if cfg.username:
+        client.username_pw_set(cfg.username, cfg.password or None)
+    if cfg.tls:
+        client.tls_set(ca_certs=cfg.ca_file or None, certfile=cfg.cert_file or None, keyfile=cfg.key_file or None,
+                       cert_reqs=ssl.CERT_REQUIRED)
+    return client
+
+
 class Topics:
     def __init__(self, base: str, device_id: str) -> None:
         root = f"{base.rstrip('/')}/{device_id}"
@@ -130,16 +144,9 @@ class MqttPublisher:
     # -- paho ----------------------------------------------------------------------------
 
     def _make_client(self) -> mqtt.Client:
-        c = self.cfg
-        client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=f"edge-ocr-{self.device_id}",
-                             protocol=self.protocol, reconnect_on_failure=True)
+        client = make_client(self.cfg, f"edge-ocr-{self.device_id}", self.protocol)
         client.enable_logger(None)
         client.will_set(self.topics.status, "offline", qos=1, retain=True)
-        if c.username:
-            client.username_pw_set(c.username, c.password or None)
-        if c.tls:
-            client.tls_set(ca_certs=c.ca_file or None, certfile=c.cert_file or None, keyfile=c.key_file or None,
-                           cert_reqs=ssl.CERT_REQUIRED)
         client.reconnect_delay_set(1, 30)
         client.max_inflight_messages_set(MAX_IN_FLIGHT)
         client.on_connect = self._on_connect

@@ -135,9 +135,10 @@ class PageReader:
         self._turn = None
         self.cache.clear()
 
-    def read(self, frame: np.ndarray, debug: dict[str, np.ndarray] | None = None) -> PageResult:
-        """Recognise one frame. ``debug``, if given, receives the intermediate pictures."""
-        frame = to_bgr8(frame)
+    def read(self, frame: np.ndarray, debug: dict[str, np.ndarray] | None = None, layout: str = "auto") -> PageResult:
+        """Recognise one frame, in any layout :func:`edge_ocr.imageio.to_bgr8` accepts (``layout``
+        "yuv420" for an I420 camera frame). ``debug``, if given, receives the intermediate pictures."""
+        frame = to_bgr8(frame, layout)
         if frame.shape[0] < 16 or frame.shape[1] < 16:
             raise ImageError(f"frame too small to hold text: {frame.shape[1]}×{frame.shape[0]} pixels")
         t = {"start": time.perf_counter()}

@@ -24,7 +24,7 @@ from edge_ocr import systemd
 from edge_ocr.api import Api, build_api
 from edge_ocr.capture import Capture, make_camera
 from edge_ocr.config import Config, ConfigError
-from edge_ocr.document import diff
+from edge_ocr.document import diff, steady
 from edge_ocr.gate import Gate
 from edge_ocr.imageio import ImageError, to_bgr8
 from edge_ocr.log import Log, setup
@@ -184,10 +184,11 @@ class Service:
                 self._capture_stop.clear()
                 camera = make_camera(self.cfg.capture)
                 capture = Capture(camera, self.cfg.capture.fps, self.cfg.capture.retry_max_s, self._capture_stop,
-                                  on_fault=self._camera_fault, on_recover=self._camera_back, tick=self._tick)
+                                  on_fault=self._camera_fault, on_recover=self._camera_back, tick=self._tick,
+                                  on_bad_frame=self._bad_frame)
                 log.info("capture_open", camera=camera.name)
                 for frame in capture.frames():
-                    self._on_frame(frame.image, frame.seq, frame.ts)
+                    self._on_frame(frame.image, frame.seq, frame.ts, frame.still)
                 if not self._capture_stop.is_set():
                     log.info("end_of_stream", camera=camera.name, frames=capture.seq)
                     break
@@ -215,7 +216,14 @@ class Service:
         systemd.notify("STATUS=watching " + self.cfg.capture.source)
         self._update_health(force=True)
 
-    def _on_frame(self, image: np.ndarray, seq: int, ts: float) -> None:
+    def _bad_frame(self, message: str) -> None:
+        self.counters["frame_errors"] += 1
+        log.error("frame_rejected", error=message)
+
+    def _on_frame(self, image: np.ndarray, seq: int, ts: float, still: bool = False) -> None:
+        """One frame through gate, reader, diff and delivery. A ``still`` (a photo of its own, from
+        a folder) is read once as it is: no motion to wait for, no averaging with the one before,
+        and the reader forgets the last photo's board outline and turn."""
         self.counters["frames_seen"] += 1
         self.last_frame_ts = ts
         try:
@@ -224,7 +232,7 @@ class Service:
             self.counters["frame_errors"] += 1
             log.error("frame_rejected", frame=seq, error=str(exc))
             return
-        if self._capture_now.is_set():
+        if self._capture_now.is_set() or still:
             self._capture_now.clear()
             self.gate.force()
         decision = self.gate.check(image)
@@ -233,7 +241,9 @@ class Service:
             log.debug("frame_skipped", frame=seq, reason=decision.reason, motion=decision.motion,
                       change=decision.change)
             return
-        if decision.reason in ("changed", "first") and previous is not None and previous.shape == image.shape:
+        if still:
+            self.reader.reset()
+        elif decision.reason in ("changed", "first") and previous is not None and previous.shape == image.shape:
             # The gate found the scene still: the mean of the last two frames halves the sensor
             # noise's variance, which otherwise makes a stroke at the detector's threshold come
             # and go between frames (a line "added" then "removed" on a real board video).
@@ -250,6 +260,7 @@ class Service:
         self.counters["lines_cached"] += cached
         self.counters["lines_recognised"] += len(page.lines) - cached
         self.recognise_ms.observe(page.timings_ms["total"])
+        page.lines = steady(self._lines or [], page.lines)
         events = diff(self._lines or [], page.lines)
         if self._lines is not None and not events and decision.reason != "forced":
             log.debug("page_unchanged", frame=seq, lines=len(page.lines))

@@ -2,7 +2,10 @@
 
 For people (``make run`` uses it) and for checking a deployment: it prints the status, each
 page's text and every line event, drops QoS 1 duplicates by ``msg_id``, and with ``--json``
-prints the raw messages as JSON lines.
+prints the raw messages as JSON lines. It connects as the daemon does (``edge_ocr.mqtt.
+make_client``: the same ``[mqtt]`` settings, credentials and TLS). A message on a page or events
+topic that is not an edge-ocr page or event (another program's JSON, a retained leftover) is
+shown as one line saying why it was skipped, and watching goes on.
 """
 
 from __future__ import annotations
@@ -11,25 +14,69 @@ import json
 import sys
 import threading
 import time
+from typing import TextIO
 
-import paho.mqtt.client as mqtt
-from paho.mqtt.enums import CallbackAPIVersion
+from edge_ocr.config import MqttConfig
+from edge_ocr.mqtt import make_client
 
 MARKS = {"added": "+", "removed": "-", "changed": "~"}
 
 
-def watch(host: str, port: int, base: str, device: str, as_json: bool, seconds: float | None,
-          username: str = "", password: str = "", out=None) -> int:
+def _kind_of(value: object) -> str:
+    return {dict: "a JSON object", list: "a JSON list", str: "a JSON string", bool: "a JSON boolean",
+            type(None): "JSON null"}.get(type(value), "a JSON number")
+
+
+def problem(kind: str, doc: object) -> str | None:
+    """Why ``doc`` (parsed JSON from a ``page`` or ``events`` topic) is not an edge-ocr message,
+    or None when it is one (the fields ``show`` prints are there, with the right types)."""
+    if not isinstance(doc, dict):
+        return f"{_kind_of(doc)}, not an edge-ocr {kind} message"
+    if kind == "page":
+        lines = doc.get("lines")
+        if not isinstance(lines, list):
+            return "no 'lines' list: not an edge-ocr page"
+        for i, line in enumerate(lines):
+            if not (isinstance(line, dict) and isinstance(line.get("text"), str)
+                    and isinstance(line.get("confidence"), int | float)):
+                return f"line {i + 1} has no text and confidence: not an edge-ocr page"
+        return None
+    if doc.get("event") not in MARKS or not isinstance(doc.get("index"), int) or not isinstance(doc.get("text"), str):
+        return "no event, index and text: not an edge-ocr line event"
+    return None
+
+
+def show(kind: str, doc: dict, out: TextIO) -> None:
+    """Print one edge-ocr page or event for a person."""
+    if kind == "page":
+        frame = doc.get("frame") if isinstance(doc.get("frame"), dict) else {}
+        total = (doc.get("timings_ms") or {}).get("total", 0) if isinstance(doc.get("timings_ms"), dict) else 0
+        print(f"\n[page seq={doc.get('seq')} frame={frame.get('seq')}] {len(doc['lines'])} lines, {total:.0f} ms",
+              file=out)
+        for line in doc["lines"]:
+            print(f"  {line['confidence']:.2f}  {line['text']}", file=out)
+    else:
+        prev = f"   (was: {doc.get('previous')})" if doc["event"] == "changed" else ""
+        print(f"  {MARKS[doc['event']]} line {doc['index'] + 1}: {doc['text']}{prev}", file=out)
+    out.flush()
+
+
+def watch(cfg: MqttConfig, device: str = "+", as_json: bool = False, seconds: float | None = None,
+          out: TextIO | None = None) -> int:
+    """Subscribe to ``<base_topic>/<device>/#`` and print what arrives until ``seconds`` pass (or
+    forever). Returns the exit code: 0, or 2 when the broker cannot be reached or refuses."""
     out = out or sys.stdout
     seen: set[str] = set()
     done = threading.Event()
+    refused: list[str] = []
 
     def on_connect(client, userdata, flags, reason_code, properties) -> None:
         if reason_code.is_failure:
+            refused.append(str(reason_code))
             print(f"edge-ocr watch: broker refused: {reason_code}", file=sys.stderr)
             done.set()
             return
-        client.subscribe(f"{base}/{device}/#", qos=1)
+        client.subscribe(f"{cfg.base_topic}/{device}/#", qos=1)
 
     def on_message(client, userdata, msg) -> None:
         kind = msg.topic.rsplit("/", 1)[-1]
@@ -38,35 +85,32 @@ def watch(host: str, port: int, base: str, device: str, as_json: bool, seconds: 
             return
         if kind not in ("page", "events"):
             return
+        kind = "page" if kind == "page" else "event"
         try:
             doc = json.loads(msg.payload)
-        except ValueError:
-            print(f"[{kind}] not JSON ({len(msg.payload)} bytes)", file=out, flush=True)
+        except (ValueError, UnicodeDecodeError):
+            print(f"[{kind}] skipped on {msg.topic}: not JSON ({len(msg.payload)} bytes)", file=out, flush=True)
             return
-        if doc.get("msg_id") in seen:
+        why = problem(kind, doc)
+        if why is not None:
+            retained = " (retained)" if msg.retain else ""
+            print(f"[{kind}] skipped on {msg.topic}{retained}: {why}", file=out, flush=True)
             return
-        seen.add(doc.get("msg_id"))
+        if doc.get("msg_id") is not None:
+            if doc["msg_id"] in seen:
+                return
+            seen.add(doc["msg_id"])
         if as_json:
             print(json.dumps({"topic": msg.topic, **doc}, ensure_ascii=False), file=out, flush=True)
-        elif kind == "page":
-            print(f"\n[page seq={doc['seq']} frame={doc['frame']['seq']}] {len(doc['lines'])} lines, "
-                  f"{doc['timings_ms'].get('total', 0):.0f} ms", file=out)
-            for line in doc["lines"]:
-                print(f"  {line['confidence']:.2f}  {line['text']}", file=out)
-            out.flush()
         else:
-            prev = f"   (was: {doc['previous']})" if doc["event"] == "changed" else ""
-            mark = MARKS.get(doc["event"], "?")
-            print(f"  {mark} line {doc['index'] + 1}: {doc['text']}{prev}", file=out, flush=True)
+            show(kind, doc, out)
 
-    client = mqtt.Client(CallbackAPIVersion.VERSION2, protocol=mqtt.MQTTv5)
-    if username:
-        client.username_pw_set(username, password or None)
+    client = make_client(cfg)
     client.on_connect, client.on_message = on_connect, on_message
     try:
-        client.connect(host, port, 30)
-    except OSError as exc:
-        print(f"edge-ocr watch: cannot reach broker {host}:{port}: {exc}", file=sys.stderr)
+        client.connect(cfg.host, cfg.port, cfg.keepalive)
+    except (OSError, ValueError) as exc:
+        print(f"edge-ocr watch: cannot reach broker {cfg.host}:{cfg.port}: {exc}", file=sys.stderr)
         return 2
     client.loop_start()
     try:
@@ -78,4 +122,4 @@ def watch(host: str, port: int, base: str, device: str, as_json: bool, seconds: 
     finally:
         client.disconnect()
         client.loop_stop()
-    return 0
+    return 2 if refused else 0

@@ -106,3 +106,18 @@ def slanted(lines: list[str], angles: list[float], size: int = 40, width: int = 
         region[...] = np.minimum(region, ink[: region.shape[0], : region.shape[1], None])
         y += ink.shape[0] + gap
     return board
+
+
+BOARD_BEFORE = ["今天作业：第35页", "x = 13 + 5", "Homework due Friday"]
+BOARD_AFTER = ["今天作业：第36页", "x = 18 + 5", "Homework due Monday"]  # three one-character-or-word edits
+
+
+def edited_board(lines: list[str]) -> np.ndarray:
+    """A light-grey board with dark-blue writing, as in the field case A01 (same place, same size
+    for every version, so only the edited characters differ)."""
+    f = font(CJK, 48)
+    im = Image.new("RGB", (900, 330), (242, 242, 242))
+    draw = ImageDraw.Draw(im)
+    for i, t in enumerate(lines):
+        draw.text((60, 40 + i * 100), t, font=f, fill=(30, 30, 120))
+    return cv2.cvtColor(np.asarray(im), cv2.COLOR_RGB2BGR)

@@ -11,7 +11,7 @@ import cv2
 import numpy as np
 import pytest
 
-from edge_ocr.capture import Capture, CaptureError, FolderCamera, OpenCVCamera, Picamera2Camera, make_camera
+from edge_ocr.capture import Capture, CaptureError, FolderCamera, FrameError, OpenCVCamera, Picamera2Camera, make_camera
 from edge_ocr.config import CaptureConfig
 
 
@@ -42,19 +42,36 @@ def test_video_file_gives_numbered_frames_then_ends(tmp_path: Path) -> None:
     assert frames[0].image.shape == (240, 320, 3) and frames[-1].ts >= frames[0].ts
 
 
-def test_folder_picks_up_new_files_in_name_order_and_skips_bad_ones(tmp_path: Path) -> None:
+def test_folder_picks_up_new_files_in_name_order_and_reports_bad_ones(tmp_path: Path) -> None:
     folder = tmp_path / "in"
     folder.mkdir()
     cam = FolderCamera(str(folder), settle_s=0.0)
     cam.open()
-    assert cam.read() is None
+    assert cam.read() is None and cam.stills
     cv2.imwrite(str(folder / "b.png"), np.full((50, 60, 3), 200, np.uint8))
     cv2.imwrite(str(folder / "a.png"), np.full((40, 60, 3), 100, np.uint8))
     (folder / "c.jpg").write_bytes(b"\xff\xd8\xff truncated")
-    (folder / "notes.txt").write_text("ignored")
+    (folder / "d.heic").write_bytes(b"\x00\x00\x00\x18ftypheic\x00\x00\x00\x00mif1heic")
+    (folder / "notes.txt").write_text("not a picture, not reported")
     first, second = cam.read(), cam.read()
     assert first.shape[0] == 40 and second.shape[0] == 50
-    assert cam.read() is None and [n for n, _ in cam.skipped] == ["c.jpg"]
+    with pytest.raises(FrameError, match=r"c\.jpg: not a decodable JPEG image"):
+        cam.read()
+    with pytest.raises(FrameError, match=r"d\.heic: HEIC/HEIF images are not supported"):
+        cam.read()
+    assert cam.read() is None
+
+
+def test_a_bad_still_is_reported_and_the_next_one_still_comes(tmp_path: Path) -> None:
+    cv2.imwrite(str(tmp_path / "1.png"), np.full((40, 60, 3), 100, np.uint8))
+    (tmp_path / "2.gif").write_bytes(b"GIF89a\x10\x00\x10\x00 broken")
+    cv2.imwrite(str(tmp_path / "3.png"), np.full((50, 60, 3), 200, np.uint8))
+    bad: list[str] = []
+    capture = Capture(FolderCamera(str(tmp_path), settle_s=0.0), fps=1000, retry_max_s=0.1,
+                      stop=threading.Event(), on_bad_frame=bad.append)
+    frames = _collect(capture, 2)
+    assert [f.image.shape[0] for f in frames] == [40, 50] and all(f.still for f in frames)
+    assert len(bad) == 1 and "2.gif" in bad[0] and "GIF" in bad[0]
 
 
 class _FakePicamera2:

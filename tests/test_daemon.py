@@ -24,11 +24,13 @@ from convert.metrics import score
 from edge_ocr import config as config_mod
 from edge_ocr import service as service_mod
 from edge_ocr.config import MqttConfig
+from edge_ocr.document import comparable
 from edge_ocr.mqtt import MqttPublisher
 from edge_ocr.outbox import Outbox
 from edge_ocr.service import Service
 
 from .broker import Broker, Mqtt311OnlyProxy, Subscriber, free_port
+from .render import BOARD_AFTER, BOARD_BEFORE, edited_board
 
 ROOT = Path(__file__).resolve().parent.parent
 VIDEO = ROOT / "samples" / "board.mp4"
@@ -242,13 +244,10 @@ def test_capture_command_and_reload(broker: Broker, tmp_path: Path) -> None:
     frame = cv2.imread(str(sorted((ROOT / "samples" / "lines").glob("*.png"))[0]))
     board = np.full((600, 900, 3), 240, np.uint8)
     board[200 : 200 + frame.shape[0], 100 : 100 + frame.shape[1]] = frame
-    for i in range(3):  # the folder camera reads each file once: three frames of one board
-        cv2.imwrite(str(folder / f"{i}.png"), board)
+    cv2.imwrite(str(folder / "0.png"), board)
     assert sub.wait_for(lambda: len(sub.json("page")) == 1)
     cmd.client.publish("edge-ocr/test/command", "capture", qos=1)
-    cv2.imwrite(str(folder / "3.png"), board)
-    assert sub.wait_for(lambda: len(sub.json("page")) == 2), "capture-now publishes an unchanged page"
-    assert sub.json("page")[0]["text"] == sub.json("page")[1]["text"]
+    assert sub.wait_for(lambda: svc._capture_now.is_set()), "the capture command arrives"
     config.write_text("[gate]\nstable_frames = 3\n")
     cmd.client.publish("edge-ocr/test/command", json.dumps({"command": "reload"}), qos=1)
     assert sub.wait_for(lambda: svc.cfg.gate.stable_frames == 3)
@@ -260,6 +259,36 @@ def test_capture_command_and_reload(broker: Broker, tmp_path: Path) -> None:
     t.join(30)
     sub.close()
     cmd.close()
+
+
+def test_a_folder_of_stills_reads_every_photo_and_reports_each_edit(broker: Broker, tmp_path: Path) -> None:
+    """Field cases A01 and "a folder of stills recognises nothing": each new file is a photo read
+    once (no waiting for two identical frames), a one-character edit is a `changed` event with
+    the new text, and a file that does not decode is logged and counted, not skipped silently."""
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    env = {k: v for k, v in _env(broker.port, tmp_path / "state").items() if k.startswith("EDGE_OCR_")}
+    env.update({"EDGE_OCR_CAPTURE_SOURCE": str(folder), "EDGE_OCR_CAPTURE_FPS": "20"})
+    svc = Service(config_mod.load(None, environ=env))
+    sub = Subscriber(broker.port, "edge-ocr/test/#")
+    t = _run_in_thread(svc)
+    cv2.imwrite(str(folder / "1-before.png"), edited_board(BOARD_BEFORE))
+    assert sub.wait_for(lambda: len(sub.json("/page")) == 1, 30), "one photo alone is read"
+    assert [comparable(ln["text"]) for ln in sub.json("/page")[0]["lines"]] == [comparable(x) for x in BOARD_BEFORE]
+    (folder / "2-phone.heic").write_bytes(b"\x00\x00\x00\x18ftypheic\x00\x00\x00\x00mif1heic")
+    cv2.imwrite(str(folder / "3-after.png"), edited_board(BOARD_AFTER))
+    assert sub.wait_for(lambda: len(sub.json("/page")) == 2, 30)
+    page = sub.json("/page")[1]
+    assert [comparable(ln["text"]) for ln in page["lines"]] == [comparable(x) for x in BOARD_AFTER]
+    assert not any(ln["cached"] for ln in page["lines"])
+    assert sub.wait_for(lambda: len([e for e in sub.json("/events") if e["event"] == "changed"]) == 3, 10)
+    changed = sorted((comparable(e["previous"]), comparable(e["text"])) for e in sub.json("/events")
+                     if e["event"] == "changed")
+    assert changed == sorted((comparable(a), comparable(b)) for a, b in zip(BOARD_BEFORE, BOARD_AFTER))
+    assert svc.counters["frame_errors"] == 1 and svc.counters["frames_recognised"] == 2
+    svc.request_stop()
+    t.join(30)
+    sub.close()
 
 
 def test_mqtt_311_broker_session(broker: Broker, tmp_path: Path) -> None:
@@ -325,6 +354,7 @@ class _HungCamera:
     """A camera whose driver hangs inside read() (a stand-in for a stuck V4L2 ioctl)."""
 
     name = "hung"
+    stills = False
 
     def __init__(self) -> None:
         self.release = threading.Event()

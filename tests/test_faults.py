@@ -172,6 +172,7 @@ class _GarbageCamera:
     """A stream that returns garbage: odd shapes, types and contents, then good frames."""
 
     name = "garbage"
+    stills = False
 
     def __init__(self) -> None:
         rng = np.random.default_rng(0)

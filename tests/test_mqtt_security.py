@@ -102,3 +102,26 @@ def test_bad_credentials_or_certificate_are_clear_errors(tls_broker, tmp_path: P
     assert PASSWORD not in caplog.text and "wrong" not in caplog.text.replace("wrong password", "")
     _ = Subscriber  # the same helpers as the plain tests
 
+
+
+def test_watch_connects_with_the_daemons_tls_settings(tls_broker, tmp_path: Path) -> None:
+    """`edge-ocr watch` shares the daemon's client set-up: TLS with a CA file and a password."""
+    import io
+
+    from edge_ocr.watch import watch
+
+    broker, ca, other = tls_broker
+    pub = _publisher(broker.port, tmp_path, ca_file=str(ca), password=PASSWORD)
+    page = {"msg_id": "m1", "seq": 1, "frame": {"seq": 1}, "timings_ms": {"total": 5.0},
+            "lines": [{"text": "over TLS to watch", "confidence": 0.9}]}
+    pub.outbox.enqueue([(pub.topics.page, page, True)])
+    pub.start()
+    assert _wait(lambda: pub.acked == 1), pub.last_error
+    pub.stop()
+    out = io.StringIO()
+    cfg = MqttConfig(host="localhost", port=broker.port, tls=True, ca_file=str(ca), username="board", password=PASSWORD)
+    assert watch(cfg, "secure", seconds=2.0, out=out) == 0
+    assert "0.90  over TLS to watch" in out.getvalue()
+    wrong = MqttConfig(host="localhost", port=broker.port, tls=True, ca_file=str(other), username="board",
+                       password=PASSWORD)
+    assert watch(wrong, "secure", seconds=2.0, out=io.StringIO()) == 2, "an untrusted server is refused"
