@@ -6,10 +6,11 @@ Everything runs with the shipped model through the real code paths, 1 thread unl
   when ``models/crnn_zh_en_float.tflite`` exists),
   1 and 2 threads, and lines per second;
 - finding the lines of a 1920×1080 board: each DB detector against the classical splitter;
-- a 1920×1080 board with 15 new lines: time per stage (gate, surface, detect, split,
-  recognise, publish into the outbox), the first frame after start, an unchanged frame (the
-  gate skips it), one changed line (every line is read again: the cache only answers for
-  pixel-identical crops, see ``edge_ocr.cache``);
+- a 1920×1080 board with 15 new lines: the first frame after start (models still warming
+  up), then, in the running daemon, time per stage (gate, surface, detect, orient, split,
+  recognise, publish into the outbox) when the board is wiped and 15 other lines appear, an
+  unchanged frame (the gate skips it), one changed line (every line is read again: the cache
+  only answers for pixel-identical crops, see ``edge_ocr.cache``);
 - growth: total frame time against number of lines (1, 5, 15, 40) and frame size (720p,
   1080p, 12 MP);
 - ``POST /api/ocr`` with one line over a real socket;
@@ -127,8 +128,9 @@ def line_latency(repeats: int = 20) -> list[dict]:
     return out
 
 
-def board(n_lines: int, size: tuple[int, int] = (1920, 1080), seed: int = 0) -> np.ndarray:
-    """A white board filling most of a darker frame, ``n_lines`` sample lines in one or two columns."""
+def board(n_lines: int, size: tuple[int, int] = (1920, 1080), seed: int = 0, first: int = 0) -> np.ndarray:
+    """A white board filling most of a darker frame, ``n_lines`` sample lines (from sample line
+    ``first`` on) in one or two columns."""
     w, h = size
     frame = np.full((h, w, 3), 70, np.uint8)
     x0, y0, x1, y1 = int(w * 0.06), int(h * 0.06), int(w * 0.94), int(h * 0.94)
@@ -142,7 +144,7 @@ def board(n_lines: int, size: tuple[int, int] = (1920, 1080), seed: int = 0) -> 
     col_w = (x1 - x0) // cols
     for i in range(n_lines):
         c, r = divmod(i, rows)
-        im = joined([lines[(i + k) % len(lines)][1] for k in range(2)], line_h)
+        im = joined([lines[(first + i + k) % len(lines)][1] for k in range(2)], line_h)
         im = im[:, : max(8, min(im.shape[1], col_w - 2 * line_h))]
         ink = cv2.cvtColor(im, cv2.COLOR_GRAY2BGR)
         ys, xs = int(y0 + pitch * (r + 0.5)), x0 + c * col_w + line_h
@@ -177,19 +179,22 @@ def frame_costs(repeats: int = 3) -> dict:
                 svc._on_frame(image, seq, time.time())
                 return (time.perf_counter() - t) * 1000
 
-            cold = step(frame)
-            page = svc.last_page
-            for k, v in page["timings_ms"].items():
-                if k != "total":
-                    stages.setdefault(k, []).append(v)
-            stages.setdefault("total (first frame, 15 new lines)", []).append(cold)
+            stages.setdefault("first frame after start (15 new lines)", []).append(step(frame))
+            lines_found = len(svc.last_page["lines"])
             unchanged = [step(frame) for _ in range(100)]
             stages.setdefault("unchanged frame", []).extend(unchanged)
             edited = frame.copy()
             cv2.putText(edited, "x = 42", (int(1920 * 0.7), int(1080 * 0.9)), cv2.FONT_HERSHEY_SIMPLEX, 1.6,
                         (30, 30, 30), 4)
             stages.setdefault("one line changed (all lines read again)", []).append(step(edited))
-            lines_found = len(page["lines"])
+            # The board wiped and 15 other lines written: the gate sees it move, then still.
+            other = board(15, first=7)
+            step(other)
+            new = step(other)
+            for k, v in svc.last_page["timings_ms"].items():
+                if k != "total":
+                    stages.setdefault(k, []).append(v)
+            stages.setdefault("total (15 new lines)", []).append(new)
             svc.outbox.close()
         growth_lines = {n: _page_ms(board(n), repeats) for n in (1, 5, 15, 40)}
         growth_size = {name: _page_ms(board(15, size), repeats)
@@ -387,13 +392,13 @@ def report(r: dict) -> str:
     m, f, d = r["machine"], r["frames"], r["daemon"]
     ours = next(x for x in r["lines"] if x["model"] == "default int8" and x["threads"] == 1
                 and x["lines"] == "~20 chars" and x["runtime"] == available_runtimes()[0])
-    first = f["stages_ms"]["total (first frame, 15 new lines)"]
+    new15 = f["stages_ms"]["total (15 new lines)"]
     det = r["detection"][0]
     checks = [("one ~20-character line, int8, 1 thread", f"{ours['median_ms']:.1f} ms", TARGETS["line_20_int8_ms"],
                ours["median_ms"]),
               (f"detection, 1920×1080 frame, {det['detector']}", f"{det['median_ms']:.0f} ms",
                TARGETS["detect_1080p_ms"], det["median_ms"]),
-              ("1080p frame, 15 new lines", f"{first:.0f} ms", TARGETS["frame_15_lines_ms"], first),
+              ("1080p frame, 15 new lines (warm daemon)", f"{new15:.0f} ms", TARGETS["frame_15_lines_ms"], new15),
               ("unchanged frame", f"{f['stages_ms']['unchanged frame']:.2f} ms", TARGETS["unchanged_ms"],
                f["stages_ms"]["unchanged frame"]),
               ("daemon steady RSS", f"{d['rss_steady_mb']:.0f} MB", TARGETS["rss_steady_mb"], d["rss_steady_mb"]),
