@@ -44,7 +44,7 @@ run: $(VENV)/.done deps-runtime
 # The daemon's broker for `make run`; the tests also need openssl (TLS certificates), a
 # headless Chromium (the web page) and fonts. Installed when root and missing.
 deps-runtime:
-	$(call apt_install,mosquitto)
+	$(call apt_install,mosquitto mosquitto-clients)
 
 # On the device, as root: code, model and venv under PREFIX, config in /etc/edge-ocr (kept if
 # present), the systemd unit installed and enabled. DESTDIR=… stages it all under another root.

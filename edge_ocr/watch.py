@@ -46,12 +46,22 @@ def problem(kind: str, doc: object) -> str | None:
     return None
 
 
+def _field(doc: dict, *path: str) -> object:
+    """``doc[path[0]][path[1]]…``, or None where a level is missing or not an object."""
+    for key in path:
+        if not isinstance(doc, dict):
+            return None
+        doc = doc.get(key)
+    return doc
+
+
 def show(kind: str, doc: dict, out: TextIO) -> None:
-    """Print one edge-ocr page or event for a person."""
+    """Print one edge-ocr page or event (one that :func:`problem` passed) for a person; optional
+    fields that are missing or of another type are shown as "?"."""
     if kind == "page":
-        frame = doc.get("frame") if isinstance(doc.get("frame"), dict) else {}
-        total = (doc.get("timings_ms") or {}).get("total", 0) if isinstance(doc.get("timings_ms"), dict) else 0
-        print(f"\n[page seq={doc.get('seq')} frame={frame.get('seq')}] {len(doc['lines'])} lines, {total:.0f} ms",
+        total = _field(doc, "timings_ms", "total")
+        ms = f"{total:.0f} ms" if isinstance(total, int | float) and not isinstance(total, bool) else "? ms"
+        print(f"\n[page seq={_field(doc, 'seq')} frame={_field(doc, 'frame', 'seq')}] {len(doc['lines'])} lines, {ms}",
               file=out)
         for line in doc["lines"]:
             print(f"  {line['confidence']:.2f}  {line['text']}", file=out)
@@ -100,10 +110,14 @@ def watch(cfg: MqttConfig, device: str = "+", as_json: bool = False, seconds: fl
             if doc["msg_id"] in seen:
                 return
             seen.add(doc["msg_id"])
-        if as_json:
-            print(json.dumps({"topic": msg.topic, **doc}, ensure_ascii=False), file=out, flush=True)
-        else:
-            show(kind, doc, out)
+        try:
+            if as_json:
+                print(json.dumps({"topic": msg.topic, **doc}, ensure_ascii=False), file=out, flush=True)
+            else:
+                show(kind, doc, out)
+        except Exception as exc:  # whatever a message holds, it must not end the watch
+            print(f"[{kind}] skipped on {msg.topic}: cannot show it ({type(exc).__name__}: {exc})", file=out,
+                  flush=True)
 
     client = make_client(cfg)
     client.on_connect, client.on_message = on_connect, on_message

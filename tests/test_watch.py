@@ -40,7 +40,10 @@ def test_foreign_messages_are_skipped_and_watching_goes_on(tmp_path: Path) -> No
         proc = subprocess.Popen([sys.executable, "-m", "edge_ocr", "watch", "--port", str(broker.port),
                                  "--seconds", "6"], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         time.sleep(2.0)  # the retained foreign messages arrive first, then these
+        odd = {"msg_id": "t1", "lines": [{"text": "odd fields", "confidence": 0.5}], "timings_ms": {"total": None},
+               "frame": "not an object", "seq": "x"}
         _publish(broker.port, [("edge-ocr/dev/events", b'"just a string"', False),
+                               ("edge-ocr/dev/page", json.dumps(odd).encode(), False),
                                ("edge-ocr/dev/page", json.dumps(PAGE).encode(), True),
                                ("edge-ocr/dev/events", json.dumps(EVENT).encode(), False)])
         out, err = proc.communicate(timeout=30)
@@ -50,6 +53,7 @@ def test_foreign_messages_are_skipped_and_watching_goes_on(tmp_path: Path) -> No
     assert "[page] skipped on edge-ocr/dev/page (retained): no 'lines' list: not an edge-ocr page" in out
     assert "[page] skipped on edge-ocr/other/page (retained): a JSON list, not an edge-ocr page message" in out
     assert "[event] skipped on edge-ocr/dev/events: a JSON string, not an edge-ocr event message" in out
+    assert "[page seq=x frame=None] 1 lines, ? ms" in out and "0.50  odd fields" in out, "odd optional fields"
     assert "0.97  x = 18 + 5" in out and "~ line 1: x = 18 + 5   (was: x = 13 + 5)" in out
     assert "Traceback" not in out + err
 
