@@ -64,13 +64,39 @@ def sniff_format(data: bytes) -> str | None:
     return None
 
 
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+TIFF_SIGNATURES = (b"II*\x00", b"MM\x00*")
+
+
+def png_header_chunks(data: bytes) -> dict[bytes, bytes]:
+    """A PNG's chunks before its image data ({type: body}), e.g. IHDR, PLTE, tRNS."""
+    chunks, i = {}, len(PNG_SIGNATURE)
+    while i + 8 <= len(data):
+        length, kind = int.from_bytes(data[i : i + 4], "big"), data[i + 4 : i + 8]
+        if kind in (b"IDAT", b"IEND"):
+            break
+        chunks[kind] = data[i + 8 : i + 8 + length]
+        i += 12 + length
+    return chunks
+
+
 def has_alpha(data: bytes) -> bool:
-    """Whether a PNG or WebP may carry transparency (an alpha channel, or PNG's tRNS chunk)."""
-    if data[:8] == b"\x89PNG\r\n\x1a\n":
-        return (len(data) > 25 and data[25] in (4, 6)) or b"tRNS" in data[: data.find(b"IDAT")]
+    """Whether a PNG, WebP or TIFF may carry transparency (an alpha channel, PNG's tRNS chunk;
+    any TIFF, whose extra samples are only known once decoded)."""
+    if data[:8] == PNG_SIGNATURE:
+        return (len(data) > 25 and data[25] in (4, 6)) or b"tRNS" in png_header_chunks(data)
     if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
         return data[12:16] == b"VP8L" or (data[12:16] == b"VP8X" and len(data) > 20 and bool(data[20] & 0x10))
-    return False
+    return data[:4] in TIFF_SIGNATURES
+
+
+def png_colour_key(data: bytes) -> tuple[int, ...] | None:
+    """The transparent sample value of a gray or RGB PNG (its tRNS chunk), as (gray,) or
+    (r, g, b); None when there is none. OpenCV decodes such a PNG without an alpha channel."""
+    if data[:8] != PNG_SIGNATURE or len(data) < 26 or data[25] not in (0, 2):
+        return None
+    body, n = png_header_chunks(data).get(b"tRNS", b""), 1 if data[25] == 0 else 3
+    return tuple(int.from_bytes(body[2 * k : 2 * k + 2], "big") for k in range(n)) if len(body) >= 2 * n else None
 
 
 def on_white(image: np.ndarray) -> np.ndarray:
@@ -120,6 +146,28 @@ def first_gif_frame(data: bytes, name: str) -> np.ndarray:
     return frame
 
 
+def _decode(data: bytes, flags: int, name: str, what: str) -> np.ndarray:
+    try:
+        image = cv2.imdecode(np.frombuffer(data, np.uint8), flags)
+    except cv2.error as exc:  # OpenCV asserts on some impossible headers (found by tests/test_fuzz.py)
+        raise ImageError(f"{name}: not a decodable {what} ({str(exc).strip().splitlines()[-1][:120]})") from None
+    if image is None:
+        raise ImageError(f"{name}: not a decodable {what} (corrupt, truncated or an unsupported format; "
+                         "JPEG, PNG, BMP, WebP, TIFF and GIF are read)")
+    return image
+
+
+def without_colour_key(image: np.ndarray, key: tuple[int, ...] | None) -> np.ndarray:
+    """Pixels equal to a PNG's transparent colour key (gray, or RGB; OpenCV's order is BGR)
+    made white, as over a white background."""
+    if key is None or not (image.ndim == 2 or image.shape[2] == 3):
+        return image
+    transparent = image == key[0] if image.ndim == 2 else np.all(image == np.asarray(key[::-1]), axis=2)
+    out = image.copy()
+    out[transparent] = np.iinfo(image.dtype).max
+    return out
+
+
 def decode_image(data: bytes, name: str = "image", max_pixels: int = MAX_PIXELS) -> np.ndarray:
     """Bytes of a JPEG/PNG/BMP/WebP/TIFF (or a GIF's first frame) → BGR uint8 array.
 
@@ -138,17 +186,14 @@ def decode_image(data: bytes, name: str = "image", max_pixels: int = MAX_PIXELS)
     what = f"{fmt} image" if fmt else "image"
     if fmt == "GIF":
         image = first_gif_frame(data, name)
+    elif has_alpha(data):
+        image = _decode(data, cv2.IMREAD_UNCHANGED, name, what)
+        if data[:4] in TIFF_SIGNATURES and not (image.ndim == 3 and image.shape[2] in (2, 4)):
+            image = _decode(data, cv2.IMREAD_COLOR, name, what)  # no alpha after all: with EXIF orientation
+        else:
+            image = to_bgr8(without_colour_key(image, png_colour_key(data)), "gray")
     else:
-        alpha = has_alpha(data)
-        try:
-            image = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED if alpha else cv2.IMREAD_COLOR)
-        except cv2.error as exc:  # OpenCV asserts on some impossible headers (found by tests/test_fuzz.py)
-            raise ImageError(f"{name}: not a decodable {what} ({str(exc).strip().splitlines()[-1][:120]})") from None
-        if image is None:
-            raise ImageError(f"{name}: not a decodable {what} (corrupt, truncated or an unsupported format; "
-                             "JPEG, PNG, BMP, WebP, TIFF and GIF are read)")
-        if alpha:
-            image = to_bgr8(image, "gray")
+        image = _decode(data, cv2.IMREAD_COLOR, name, what)
     if image.shape[0] * image.shape[1] > max_pixels:
         raise ImageError(f"{name}: image too large ({image.shape[1]}×{image.shape[0]} pixels, limit {max_pixels})")
     return image
@@ -168,7 +213,10 @@ def read_image(path: str | Path, max_pixels: int = MAX_PIXELS) -> np.ndarray:
     return decode_image(data, str(path), max_pixels)
 
 
-LAYOUTS = ("auto", "gray", "yuv420")
+# Planar and semi-planar 4:2:0 camera layouts, 2-D uint8 of (H·3/2)×W, and their OpenCV conversions.
+YUV420 = {"yuv420": cv2.COLOR_YUV2BGR_I420, "yv12": cv2.COLOR_YUV2BGR_YV12, "nv12": cv2.COLOR_YUV2BGR_NV12,
+          "nv21": cv2.COLOR_YUV2BGR_NV21}
+LAYOUTS = ("auto", "gray", *YUV420)
 
 
 def looks_like_yuv420(image: np.ndarray) -> bool:
@@ -188,22 +236,25 @@ def to_bgr8(image: np.ndarray, layout: str = "auto") -> np.ndarray:
     ``layout="auto"`` accepts: gray H×W or H×W×1, gray+alpha H×W×2, BGR H×W×3, BGRA H×W×4
     (alpha composited onto white), each uint8, uint16 or float (0..1 or 0..255).
     ``"yuv420"``: a planar I420 frame, 2-D uint8 of (H·3/2)×W (picamera2's "YUV420", its lores
-    stream's default). In ``"auto"`` such a frame is refused with ``ImageError`` rather than read as
-    a gray picture whose chroma planes look like lines; ``"gray"`` reads any 2-D array as gray.
+    stream's default); ``"yv12"``, ``"nv12"``, ``"nv21"``: the other 4:2:0 layouts of that shape
+    (V before U; interleaved UV; interleaved VU). In ``"auto"`` such a frame is refused with
+    ``ImageError`` rather than read as a gray picture whose chroma planes look like lines;
+    ``"gray"`` reads any 2-D array as gray.
     """
     if layout not in LAYOUTS:
         raise ValueError(f"layout must be one of {', '.join(LAYOUTS)}, got {layout!r}")
     if not isinstance(image, np.ndarray) or image.size == 0 or image.ndim not in (2, 3):
         raise ImageError(f"not an image array: {getattr(image, 'shape', type(image).__name__)}")
-    if layout == "yuv420":
+    if layout in YUV420:
         rows, cols = image.shape[:2]
         if image.ndim != 2 or image.dtype != np.uint8 or rows % 3 or cols % 2 or (rows * 2 // 3) % 2:
-            raise ImageError(f"not a YUV420 (I420) frame: expected 2-D uint8 of (H·3/2)×W with H and W even, "
+            raise ImageError(f"not a {layout} frame: expected 2-D uint8 of (H·3/2)×W with H and W even, "
                              f"got {image.shape} {image.dtype}")
-        return cv2.cvtColor(image, cv2.COLOR_YUV2BGR_I420)
+        return cv2.cvtColor(image, YUV420[layout])
     if layout == "auto" and image.ndim == 2 and looks_like_yuv420(image):
         raise ImageError(f"a {image.shape[1]}×{image.shape[0]} array whose last third looks like YUV420 chroma "
-                         "planes: pass layout='yuv420' for an I420 frame (or layout='gray' for a gray image)")
+                         "planes: pass layout='yuv420' for an I420 frame ('yv12', 'nv12' or 'nv21' for those), or "
+                         "layout='gray' for a gray image")
     if image.dtype == np.uint16:
         image = (image >> 8).astype(np.uint8)
     elif image.dtype.kind == "f":

@@ -66,11 +66,19 @@ def test_daemon_sigkilled_ten_times_loses_nothing(broker: Broker, tmp_path: Path
     assert sqlite3.connect(state / "outbox.sqlite3").execute("PRAGMA integrity_check").fetchone()[0] == "ok"
 
 
-def _fsize_limit(limit: int):
-    def apply() -> None:
-        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # a write past the limit fails with EFBIG instead
-        resource.setrlimit(resource.RLIMIT_FSIZE, (limit, resource.RLIM_INFINITY))
-    return apply
+def _start_with_file_size_limit(limit: int, env: dict[str, str]) -> subprocess.Popen:
+    """The daemon under RLIMIT_FSIZE, with SIGXFSZ ignored so a write past the limit fails with
+    EFBIG instead of killing it. Set with util-linux's prlimit and an inherited signal disposition,
+    not a preexec_fn: a preexec_fn runs Python in the forked child, whose garbage collector can
+    then finalise the parent's temporary files (it unlinked bottle's upload spools, and the parent
+    printed FileNotFoundError tracebacks at exit)."""
+    previous = signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+    try:
+        return subprocess.Popen(["prlimit", f"--fsize={limit}:", "--", sys.executable, "-m", "edge_ocr", "run"],
+                                env=env, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                                restore_signals=False)
+    finally:
+        signal.signal(signal.SIGXFSZ, previous)
 
 
 def test_full_disk_is_a_fault_not_a_crash_and_recovers(broker: Broker, tmp_path: Path) -> None:
@@ -79,8 +87,7 @@ def test_full_disk_is_a_fault_not_a_crash_and_recovers(broker: Broker, tmp_path:
     sub = Subscriber(broker.port, "edge-ocr/test/+")
     state = tmp_path / "state"
     env = _env(broker.port, state, EDGE_OCR_CAPTURE_LOOP="true", EDGE_OCR_CAPTURE_FPS="40")
-    proc = subprocess.Popen([sys.executable, "-m", "edge_ocr", "run"], env=env, cwd=ROOT, stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, text=True, preexec_fn=_fsize_limit(48_000))
+    proc = _start_with_file_size_limit(48_000, env)
     try:
         assert sub.wait_for(lambda: any(h["faults"].get("outbox") for h in sub.json("/health")), 60), \
             "the full disk is reported on health"

@@ -86,6 +86,21 @@ def test_transparency_is_composited_onto_white() -> None:
         assert out.shape == (40, 80, 3)
         assert out[20, 40].max() == 0 and out[5, 5].min() == 255
         np.testing.assert_array_equal(to_bgr8(image), out)
+    rgba16 = np.dstack([np.zeros((40, 80, 3), np.uint16), alpha.astype(np.uint16) * 257])
+    palette = Image.fromarray((alpha > 0).astype(np.uint8), "P")
+    palette.putpalette([0, 0, 0] * 256)  # index 0 transparent; its pixels are black like the glyphs
+    encoded = {"16-bit RGBA PNG": cv2.imencode(".png", rgba16)[1].tobytes()}
+    for label, im, kw in (("palette PNG with tRNS", palette, {"format": "PNG", "transparency": 0}),
+                          ("gray PNG with a colour key", Image.fromarray(255 - alpha, "L"),
+                           {"format": "PNG", "transparency": 255}),
+                          ("WebP with alpha", Image.fromarray(rgba, "RGBA"), {"format": "WEBP", "lossless": True}),
+                          ("TIFF with alpha", Image.fromarray(rgba, "RGBA"), {"format": "TIFF"})):
+        buf = io.BytesIO()
+        im.save(buf, **kw)
+        encoded[label] = buf.getvalue()
+    for label, data in encoded.items():
+        out = decode_image(data, label)
+        assert out[20, 40].max() <= 5 and out[5, 5].min() >= 250, label
     half = np.dstack([np.full((4, 4, 3), 100, np.uint8), np.full((4, 4), 128, np.uint8)])
     assert abs(int(to_bgr8(half)[0, 0, 0]) - round(100 * 128 / 255 + 255 * 127 / 255)) <= 1
 
@@ -103,7 +118,14 @@ def test_a_yuv420_frame_is_read_when_named_and_refused_when_not() -> None:
     assert to_bgr8(i420, "gray").shape == (360, 320, 3)
     gray = cv2.cvtColor(bgr, cv2.COLOR_BGR2GRAY)
     assert to_bgr8(np.vstack([gray, gray[:120]])).shape == (360, 320, 3), "a plain gray picture stays gray"
-    with pytest.raises(ImageError, match="not a YUV420"):
+    with pytest.raises(ImageError, match="not a yuv420 frame"):
         to_bgr8(bgr, "yuv420")
+    y, u2, v2 = i420[:240], i420[240:300].reshape(120, 160), i420[300:].reshape(120, 160)  # the same planes
+    nv12 = np.vstack([y, np.dstack([u2, v2]).reshape(120, 320)])
+    with pytest.raises(ImageError, match="'nv12'"):
+        to_bgr8(nv12)
+    for layout, frame in (("nv12", nv12), ("nv21", np.vstack([y, np.dstack([v2, u2]).reshape(120, 320)])),
+                          ("yv12", np.vstack([y, v2.reshape(60, 320), u2.reshape(60, 320)]))):
+        np.testing.assert_array_equal(to_bgr8(frame, layout), back, layout)
     with pytest.raises(ValueError, match="layout must be one of"):
-        to_bgr8(bgr, "nv21")
+        to_bgr8(bgr, "bayer")
