@@ -94,32 +94,22 @@ def sure_difference(old: PageLine, new: PageLine) -> bool:
     return False
 
 
-def _matches(old: list[PageLine], new: list[PageLine]) -> dict[int, int]:
-    """{index in new: index in old} of lines at the same place."""
-    return {j: i for i, j in match_boxes([o.box for o in old], [n.box for n in new], MATCH_IOU)}
-
-
-def steady(old: list[PageLine], new: list[PageLine]) -> list[PageLine]:
-    """``new``, where a line shows no :func:`sure_difference` from the old line at its place,
-    with the old line's text and confidences: the published page does not flicker."""
-    old_of = _matches(old, new)
-    out = []
-    for j, n in enumerate(new):
-        o = old[old_of[j]] if j in old_of else None
-        if o is not None and o.text != n.text and not sure_difference(o, n):
-            n = dataclasses.replace(n, text=o.text, confidence=o.confidence, char_confidences=o.char_confidences)
-        out.append(n)
-    return out
-
-
-def diff(old: list[PageLine], new: list[PageLine]) -> list[LineEvent]:
-    """Events that turn ``old`` into ``new``: removed first, then changed and added in reading order."""
-    old_of = _matches(old, new)
+def reconcile(old: list[PageLine], new: list[PageLine]) -> tuple[list[PageLine], list[LineEvent]]:
+    """The new page as published and the events that turn ``old`` into it, with one matching of
+    places: a line that shows no :func:`sure_difference` from the old line at its place keeps
+    the old line's text and confidences (the published page does not flicker); removed events
+    first, then changed and added in reading order."""
+    old_of = {j: i for i, j in match_boxes([o.box for o in old], [n.box for n in new], MATCH_IOU)}
     used = set(old_of.values())
     events = [LineEvent("removed", i, o.text, o.text, o.box, o.confidence) for i, o in enumerate(old) if i not in used]
+    lines = []
     for j, n in enumerate(new):
-        if j not in old_of:
+        o = old[old_of[j]] if j in old_of else None
+        if o is None:
             events.append(LineEvent("added", j, n.text, None, n.box, n.confidence))
-        elif sure_difference(old[old_of[j]], n):
-            events.append(LineEvent("changed", j, n.text, old[old_of[j]].text, n.box, n.confidence))
-    return events
+        elif sure_difference(o, n):
+            events.append(LineEvent("changed", j, n.text, o.text, n.box, n.confidence))
+        elif o.text != n.text:
+            n = dataclasses.replace(n, text=o.text, confidence=o.confidence, char_confidences=o.char_confidences)
+        lines.append(n)
+    return lines, events

@@ -17,6 +17,10 @@ class ImageError(ValueError):
     """An input could not be turned into an image; the message says why."""
 
 
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+GIF_SIGNATURES = (b"GIF87a", b"GIF89a")
+TIFF_SIGNATURES = (b"II*\x00", b"MM\x00*")
+
 # Formats OpenCV cannot decode, by their signature, with what to do about them.
 CONVERT = "convert it to JPEG or PNG first"
 UNSUPPORTED = {
@@ -34,9 +38,9 @@ HEIF_BRANDS = {b"heic", b"heix", b"hevc", b"hevx", b"heim", b"heis", b"mif1", b"
 def sniff_format(data: bytes) -> str | None:
     """The format named by the file's signature (those OpenCV reads and the :data:`UNSUPPORTED`),
     or None."""
-    if data[:6] in (b"GIF87a", b"GIF89a"):
+    if data[:6] in GIF_SIGNATURES:
         return "GIF"
-    if data[:8] == b"\x89PNG\r\n\x1a\n":
+    if data[:8] == PNG_SIGNATURE:
         return "PNG"
     if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
         return "WebP"
@@ -44,7 +48,7 @@ def sniff_format(data: bytes) -> str | None:
         return "JPEG"
     if data[:2] == b"BM":
         return "BMP"
-    if data[:4] in (b"II*\x00", b"MM\x00*"):
+    if data[:4] in TIFF_SIGNATURES:
         return "TIFF"
     if data[4:8] == b"ftyp":
         brand = data[8:12]
@@ -64,9 +68,6 @@ def sniff_format(data: bytes) -> str | None:
     return None
 
 
-PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
-TIFF_SIGNATURES = (b"II*\x00", b"MM\x00*")
-
 
 def png_header_chunks(data: bytes) -> dict[bytes, bytes]:
     """A PNG's chunks before its image data ({type: body}), e.g. IHDR, PLTE, tRNS."""
@@ -80,14 +81,15 @@ def png_header_chunks(data: bytes) -> dict[bytes, bytes]:
     return chunks
 
 
-def has_alpha(data: bytes) -> bool:
-    """Whether a PNG, WebP or TIFF may carry transparency (an alpha channel, PNG's tRNS chunk;
-    any TIFF, whose extra samples are only known once decoded)."""
-    if data[:8] == PNG_SIGNATURE:
+def has_alpha(data: bytes, fmt: str | None) -> bool:
+    """Whether an image of format ``fmt`` (:func:`sniff_format`) may carry transparency: a PNG
+    with an alpha channel or a tRNS chunk, a WebP with alpha, any TIFF (whose extra samples are
+    only known once decoded)."""
+    if fmt == "PNG":
         return (len(data) > 25 and data[25] in (4, 6)) or b"tRNS" in png_header_chunks(data)
-    if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
+    if fmt == "WebP":
         return data[12:16] == b"VP8L" or (data[12:16] == b"VP8X" and len(data) > 20 and bool(data[20] & 0x10))
-    return data[:4] in TIFF_SIGNATURES
+    return fmt == "TIFF"
 
 
 def png_colour_key(data: bytes) -> tuple[int, ...] | None:
@@ -112,9 +114,9 @@ def on_white(image: np.ndarray) -> np.ndarray:
 def header_size(data: bytes) -> tuple[int, int] | None:
     """(width, height) from a PNG, GIF or JPEG header without decoding, so a decompression bomb
     is refused before it is allocated; None for other formats."""
-    if data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) >= 24:
+    if data[:8] == PNG_SIGNATURE and len(data) >= 24:
         return int.from_bytes(data[16:20], "big"), int.from_bytes(data[20:24], "big")
-    if data[:6] in (b"GIF87a", b"GIF89a") and len(data) >= 10:
+    if data[:6] in GIF_SIGNATURES and len(data) >= 10:
         return int.from_bytes(data[6:8], "little"), int.from_bytes(data[8:10], "little")
     if data[:2] == b"\xff\xd8":
         i = 2
@@ -171,7 +173,7 @@ def without_colour_key(image: np.ndarray, key: tuple[int, ...] | None) -> np.nda
 def decode_image(data: bytes, name: str = "image", max_pixels: int = MAX_PIXELS) -> np.ndarray:
     """Bytes of a JPEG/PNG/BMP/WebP/TIFF (or a GIF's first frame) → BGR uint8 array.
 
-    EXIF orientation is applied; transparency (PNG, WebP) is composited onto white. Formats
+    EXIF orientation is applied; transparency (PNG, WebP, TIFF) is composited onto white. Formats
     OpenCV cannot read (HEIC, AVIF, PDF, SVG, ...) are refused by name, with what to do.
     Raises ``ImageError`` with the reason.
     """
@@ -186,9 +188,9 @@ def decode_image(data: bytes, name: str = "image", max_pixels: int = MAX_PIXELS)
     what = f"{fmt} image" if fmt else "image"
     if fmt == "GIF":
         image = first_gif_frame(data, name)
-    elif has_alpha(data):
+    elif has_alpha(data, fmt):
         image = _decode(data, cv2.IMREAD_UNCHANGED, name, what)
-        if data[:4] in TIFF_SIGNATURES and not (image.ndim == 3 and image.shape[2] in (2, 4)):
+        if fmt == "TIFF" and not (image.ndim == 3 and image.shape[2] in (2, 4)):
             image = _decode(data, cv2.IMREAD_COLOR, name, what)  # no alpha after all: with EXIF orientation
         else:
             image = to_bgr8(without_colour_key(image, png_colour_key(data)), "gray")

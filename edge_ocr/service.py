@@ -24,7 +24,7 @@ from edge_ocr import systemd
 from edge_ocr.api import Api, build_api
 from edge_ocr.capture import Capture, make_camera
 from edge_ocr.config import Config, ConfigError
-from edge_ocr.document import diff, steady
+from edge_ocr.document import reconcile
 from edge_ocr.gate import Gate
 from edge_ocr.imageio import ImageError, to_bgr8
 from edge_ocr.log import Log, setup
@@ -216,9 +216,10 @@ class Service:
         systemd.notify("STATUS=watching " + self.cfg.capture.source)
         self._update_health(force=True)
 
-    def _bad_frame(self, message: str) -> None:
+    def _bad_frame(self, message: str, seq: int | None = None) -> None:
+        """An input that could not be used: logged and counted, the daemon goes on."""
         self.counters["frame_errors"] += 1
-        log.error("frame_rejected", error=message)
+        log.error("frame_rejected", **({"frame": seq} if seq is not None else {}), error=message)
 
     def _on_frame(self, image: np.ndarray, seq: int, ts: float, still: bool = False) -> None:
         """One frame through gate, reader, diff and delivery. A ``still`` (a photo of its own, from
@@ -229,8 +230,7 @@ class Service:
         try:
             image = to_bgr8(image)  # a camera may hand over anything: odd shapes, types, channels
         except ImageError as exc:
-            self.counters["frame_errors"] += 1
-            log.error("frame_rejected", frame=seq, error=str(exc))
+            self._bad_frame(str(exc), seq)
             return
         if self._capture_now.is_set() or still:
             self._capture_now.clear()
@@ -251,8 +251,7 @@ class Service:
         try:
             page = self.reader.read(image)
         except ImageError as exc:
-            self.counters["frame_errors"] += 1
-            log.error("frame_rejected", frame=seq, error=str(exc))
+            self._bad_frame(str(exc), seq)
             return
         self.gate.accept()
         self.counters["frames_recognised"] += 1
@@ -260,8 +259,7 @@ class Service:
         self.counters["lines_cached"] += cached
         self.counters["lines_recognised"] += len(page.lines) - cached
         self.recognise_ms.observe(page.timings_ms["total"])
-        page.lines = steady(self._lines or [], page.lines)
-        events = diff(self._lines or [], page.lines)
+        page.lines, events = reconcile(self._lines or [], page.lines)
         if self._lines is not None and not events and decision.reason != "forced":
             log.debug("page_unchanged", frame=seq, lines=len(page.lines))
             return

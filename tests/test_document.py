@@ -1,6 +1,6 @@
 """Page diff: lines matched by place; same place with other text is a change."""
 
-from edge_ocr.document import diff, steady, sure_difference
+from edge_ocr.document import reconcile, sure_difference
 from edge_ocr.page import PageLine
 
 
@@ -11,17 +11,17 @@ def _line(text: str, y: float, x: float = 100.0) -> PageLine:
 def test_added_removed_changed_and_unchanged() -> None:
     old = [_line("F = ma", 100), _line("homework p.42", 200), _line("quiz friday", 300)]
     new = [_line("F = ma", 102), _line("homework p.43", 201), _line("read chapter 7", 400)]
-    events = diff(old, new)
+    events = reconcile(old, new)[1]
     kinds = sorted((e.kind, e.text, e.previous) for e in events)
     assert kinds == [("added", "read chapter 7", None), ("changed", "homework p.43", "homework p.42"),
                      ("removed", "quiz friday", "quiz friday")]
-    assert diff(new, new) == []
-    assert [e.kind for e in diff([], new)] == ["added"] * 3
-    assert {e.index for e in diff(old, [])} == {0, 1, 2}
+    assert reconcile(new, new)[1] == []
+    assert [e.kind for e in reconcile([], new)[1]] == ["added"] * 3
+    assert {e.index for e in reconcile(old, [])[1]} == {0, 1, 2}
 
 
 def test_same_text_elsewhere_is_a_move_not_a_change() -> None:
-    events = diff([_line("F = ma", 100)], [_line("F = ma", 100, x=900)])
+    events = reconcile([_line("F = ma", 100)], [_line("F = ma", 100, x=900)])[1]
     assert sorted(e.kind for e in events) == ["added", "removed"]
 
 
@@ -50,6 +50,6 @@ def test_steady_keeps_the_old_text_where_nothing_surely_changed() -> None:
     old[1].box = [[100, 200], [500, 200], [500, 240], [100, 240]]
     new = [_read("DATA-DIR", [1.0, 1.0, 1.0, 1.0, 0.6, 1.0, 1.0, 1.0]), _read("x = 18", [1.0] * 6)]
     new[1].box = old[1].box
-    kept = steady(old, new)
+    kept = reconcile(old, new)[0]
     assert [ln.text for ln in kept] == ["DATA.DIR", "x = 18"]
-    assert [(e.kind, e.text) for e in diff(old, kept)] == [("changed", "x = 18")]
+    assert [(e.kind, e.text) for e in reconcile(old, new)[1]] == [("changed", "x = 18")]

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from convert.metrics import score
-from edge_ocr.document import diff, steady
+from edge_ocr.document import reconcile
 from edge_ocr.imageio import ImageError, read_image
 from edge_ocr.page import PageReader
 from edge_ocr.preprocess import stretch_contrast
@@ -80,7 +80,7 @@ def test_a_jittering_board_keeps_its_quad_and_its_text(samples) -> None:
     second = reader.read(shifted)
     assert second.surface == first.surface
     assert not any(ln.cached for ln in second.lines), "moved pixels are read again, never assumed"
-    assert diff(first.lines, steady(first.lines, second.lines)) == []
+    assert reconcile(first.lines, second.lines)[1] == []
 
 
 def test_the_same_pixels_come_from_the_cache_and_noise_is_read_again(reader: PageReader, samples) -> None:
@@ -92,7 +92,7 @@ def test_the_same_pixels_come_from_the_cache_and_noise_is_read_again(reader: Pag
     noisy = np.clip(frame.astype(np.int16) + np.random.default_rng(0).integers(-2, 3, frame.shape), 0, 255)
     page = reader.read(noisy.astype(np.uint8))
     assert reader.cache.hits == hits and not any(ln.cached for ln in page.lines)
-    assert diff(first.lines, steady(first.lines, page.lines)) == []
+    assert reconcile(first.lines, page.lines)[1] == []
 
 
 @pytest.mark.parametrize(
