@@ -10,7 +10,7 @@ APT_CONVERT := fonts-noto-cjk fonts-wqy-zenhei fonts-wqy-microhei fonts-arphic-u
 	fonts-humor-sans fonts-breip fonts-femkeklaver fonts-kristi fonts-rufscript fonts-comic-neue \
 	fonts-dejavu-core fonts-liberation2 fonts-smiley-sans fortunes-zh fortunes fortunes-min wamerican
 
-.PHONY: import-ppocr import-det bench-pages run deps-runtime deps-test install uninstall arm64-check soak bench bench-accuracy test test-runtime test-toolchain lint model data train export evaluate samples lm lm-tune bench bench-vision clean
+.PHONY: import-ppocr import-det distill-det bench-pages run deps-runtime deps-test install uninstall arm64-check soak bench bench-accuracy test test-runtime test-toolchain lint model data train export evaluate samples lm lm-tune bench bench-vision clean
 
 # Install Debian packages only when root and only those missing (idempotent, quiet when done).
 define apt_install
@@ -157,6 +157,15 @@ build/ppocr/ppocrv6_small_float.tflite: | $(CVENV)/.peers $(CVENV)/.import
 import-det: $(CVENV)/.peers $(CVENV)/.import
 	$(CPY) -m convert.det_import --onnx ppocrv4_det --name ppocrv4_det --out models --float-out build/ppocr
 	$(CPY) -m convert.det_import --onnx ppocrv6_det --name ppocrv6_det --out build/ppocr
+
+# The lighter detector (selectable, half the cost): PP-OCRv4 mobile det's backbone under a new neck
+# and head distilled from the whole teacher on the unlabelled real photos and rendered train-split
+# boards (about 40 minutes on 2 cores; resumable). The dev set only judges it: make bench-pages.
+DISTILL_EPOCHS ?= 20
+distill-det: $(CVENV)/.peers $(CVENV)/.import
+	$(CPY) -m convert.det_distill cache --out build/det_distill
+	$(CPY) -m convert.det_distill train --out build/det_distill --epochs $(DISTILL_EPOCHS)
+	$(CPY) -m convert.det_distill export --out build/det_distill --models models
 
 build/ppocr/ppocrv4_det_float.tflite: | $(CVENV)/.peers $(CVENV)/.import
 	$(CPY) -m convert.det_import --onnx ppocrv4_det --name ppocrv4_det --out build/ppocr --float-out build/ppocr

@@ -125,7 +125,8 @@ def calibration(directory: Path, count: int, height: int, width: int) -> Callabl
     return gen
 
 
-def audit_and_contract(tflite: Path, quant: str, height: int, width: int, provenance: dict) -> dict:
+def audit_and_contract(tflite: Path, quant: str, height: int, width: int, provenance: dict,
+                       postprocess: dict | None = None) -> dict:
     from convert.export import audit
 
     text, summary = audit(tflite)
@@ -138,7 +139,7 @@ def audit_and_contract(tflite: Path, quant: str, height: int, width: int, proven
                   "normalisation": {"mean": list(MEAN), "std": list(STD),
                                     "note": "(x/255 - mean)/std per channel, BGR; padding is 0 (the mean colour)"}},
         "output": {"kind": "probability", "stride": 1, "note": "text probability per input pixel (DB)"},
-        "postprocess": POSTPROCESS, "metrics": old.get("metrics", {}),
+        "postprocess": postprocess or POSTPROCESS, "metrics": old.get("metrics", {}),
         "provenance": {**provenance, "audit": summary},
     }
     path.write_text(json.dumps(contract, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")

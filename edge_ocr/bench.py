@@ -324,7 +324,9 @@ def daemon_footprint(seconds: float = 20.0) -> dict[str, float]:
         samples[len(samples) // 2:]) / 1024, "rss_peak_mb": peak / 1024, "seconds": seconds}
 
 
-DETECTORS = {"DB v4 int8 (shipped)": ROOT / config_mod.VisionConfig().detector_model,
+SHIPPED_DETECTOR = "DB v4 int8 (default)"
+DETECTORS = {SHIPPED_DETECTOR: ROOT / config_mod.VisionConfig().detector_model,
+             "DB lite int8 (selectable)": ROOT / "models" / "db_lite_int8.tflite",
              "DB v4 float": ROOT / "build" / "ppocr" / "ppocrv4_det_float.tflite"}
 
 
@@ -369,7 +371,7 @@ def machine() -> dict[str, object]:
         pass
     return {"cpu": model, "cores": os.cpu_count(), "load_avg": os.getloadavg(), "python": platform.python_version(),
             "machine": platform.machine(), "model_mb": DEFAULT.stat().st_size / 1e6,
-            "detector_mb": DETECTORS["DB v4 int8 (shipped)"].stat().st_size / 1e6}
+            "detector_mb": DETECTORS[SHIPPED_DETECTOR].stat().st_size / 1e6}
 
 
 def run(quick: bool = False) -> dict:

@@ -103,6 +103,7 @@ def _load_config(path: Path | None) -> Config | None:
 
 def _run(args: argparse.Namespace) -> int:
     from edge_ocr.log import Log, setup
+    from edge_ocr.memory import return_large_buffers
     from edge_ocr.outbox import OutboxError
     from edge_ocr.service import Service
 
@@ -110,6 +111,7 @@ def _run(args: argparse.Namespace) -> int:
     if cfg is None:
         return 2
     setup(cfg.service.log_level)
+    return_large_buffers()
     try:
         service = Service(cfg, args.config)
     except (FileNotFoundError, ContractError, RuntimeMissingError, OutboxError, ValueError) as exc:
@@ -133,11 +135,13 @@ def _config(args: argparse.Namespace) -> int:
 def _serve(args: argparse.Namespace) -> int:
     from edge_ocr.api import build_api
     from edge_ocr.log import setup
+    from edge_ocr.memory import return_large_buffers
 
     cfg = _load_config(args.config)
     if cfg is None:
         return 2
     setup(cfg.service.log_level)
+    return_large_buffers()
     for key in ("host", "port", "token"):
         if getattr(args, key) is not None:
             setattr(cfg.http, key, getattr(args, key))

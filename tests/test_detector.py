@@ -24,9 +24,14 @@ TEXT = ["The quick brown fox jumps over", "a lazy dog near the river bank", "whi
         "graze beside forty two camels", "under a bright yellow moon"]
 
 
-@pytest.fixture(scope="module")
-def reader() -> PageReader:
-    return build_reader(Config())
+DETECTORS = ["models/ppocrv4_det_int8.tflite", "models/db_lite_int8.tflite"]  # default, distilled
+
+
+@pytest.fixture(scope="module", params=DETECTORS, ids=["db_v4", "db_lite"])
+def reader(request: pytest.FixtureRequest) -> PageReader:
+    cfg = Config()
+    cfg.vision.detector_model = request.param
+    return build_reader(cfg)
 
 
 def read(reader: PageReader, image: np.ndarray):
@@ -101,7 +106,7 @@ def test_boxes_on_one_baseline_join_and_columns_stay_apart() -> None:
     assert spans.index((0, 400)) < spans.index((0, 380))  # top to bottom inside the block
 
 
-# ---- whole pages through the shipped detector and recogniser --------------------------------
+# ---- whole pages through each shipped detector and the default recogniser ---------------------
 
 def test_tightly_spaced_printed_lines_stay_apart(reader: PageReader) -> None:
     image = render.page(TEXT, size=28, spacing=1.12)
