@@ -354,7 +354,7 @@ def main() -> None:
     ap.add_argument("--tiles", type=int, default=6, help="random tiles per image")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--width", type=int, default=32, help="channels of the student's neck")
-    ap.add_argument("--epochs", type=int, default=30)
+    ap.add_argument("--epochs", type=int, default=16)
     ap.add_argument("--batch", type=int, default=8)
     ap.add_argument("--lr", type=float, default=3e-3)
     ap.add_argument("--seed", type=int, default=0)
