@@ -38,7 +38,7 @@ import cv2
 import numpy as np
 import onnx
 
-from convert.det_import import MEAN, STD, audit_and_contract, fix_input, resolve, scalar_constants
+from convert.det_import import PHOTO_SUFFIXES, audit_and_contract, fix_input, normalise, resolve, scalar_constants
 from convert.onnx_import import ImportFailedError, _dist_version, _sha256, saved_model, simplify
 from edge_ocr.vision.detector import local_contrast
 
@@ -46,9 +46,8 @@ HEIGHT, WIDTH = 448, 800
 # The backbone's four outputs (strides 4, 8, 16, 32) are the inputs of the neck's four lateral
 # 1 × 1 convolutions, named here as they are in PP-OCRv4 mobile det's graph after onnx-simplifier.
 LATERAL_CONVS = ("p2o.Conv.33", "p2o.Conv.34", "p2o.Conv.35", "p2o.Conv.36")
-CHANNELS = (48, 96, 192, 384)
+FEATURES, STRIDES, CHANNELS = ("c2", "c3", "c4", "c5"), (4, 8, 16, 32), (48, 96, 192, 384)
 TEACHER_SHA256 = "d2a7720d45a54257208b1e13e36a8479894cb74155a5efe29462512d42f49da9"
-IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")
 RING, RING_WEIGHT = 9, 5.0  # pixels around text regions, and their weight in the loss
 # Chosen on the whole real dev set with the trained student (line-matched page CER, all 16 pages):
 # the teacher's 0.3 / 0.45 / 1.45 gave 0.113 (worst board page 0.33: a chalk line's box scored
@@ -80,11 +79,6 @@ def backbone_graph(teacher: onnx.ModelProto, outputs: list[str]) -> onnx.ModelPr
         onnx.save(teacher, str(src))
         onnx.utils.extract_model(str(src), str(dst), [teacher.graph.input[0].name], outputs)
         return onnx.load(str(dst))
-
-
-def normalise(bgr: np.ndarray) -> np.ndarray:
-    """(H, W, 3) uint8 BGR → float32, the contract's (x/255 − 0.5)/0.5."""
-    return (bgr.astype(np.float32) / 255 - np.float32(MEAN)) / np.float32(STD)
 
 
 def random_tile(image: np.ndarray, rng: random.Random) -> np.ndarray:
@@ -126,7 +120,7 @@ def source_images(photos: Path, scenes: int, seed: int) -> list[tuple[str, np.nd
     from convert.scenes import SceneRenderer
 
     out = []
-    for f in sorted(p for p in photos.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES):
+    for f in sorted(p for p in photos.rglob("*") if p.suffix.lower() in PHOTO_SUFFIXES):
         image = cv2.imread(str(f))
         if image is not None:
             out.append((f.name, image))
@@ -154,21 +148,21 @@ def cache(args: argparse.Namespace) -> None:
     rng = random.Random(args.seed)
     images = source_images(args.photos, args.scenes, args.seed)
     n = len(images) * args.tiles
-    feats = [np.zeros((n, HEIGHT // s, WIDTH // s, c), np.float16) for s, c in zip((4, 8, 16, 32), CHANNELS)]
+    feats = [np.zeros((n, HEIGHT // s, WIDTH // s, c), np.float16) for s, c in zip(STRIDES, CHANNELS)]
     maps = np.zeros((n, HEIGHT, WIDTH), np.uint8)
     groups = np.zeros(n, np.int32)
-    i = 0
+    i, input_name = 0, sess.get_inputs()[0].name
     for k, (_, image) in enumerate(tqdm(images, desc="teacher maps", unit="image")):
         for _ in range(args.tiles):
             x = normalise(random_tile(image, rng)).transpose(2, 0, 1)[None]
-            out = sess.run(None, {sess.get_inputs()[0].name: x})
+            out = sess.run(None, {input_name: x})
             maps[i] = np.round(out[0][0, 0] * 255).astype(np.uint8)
             for f, o in zip(feats, out[1:]):
                 f[i] = o[0].transpose(1, 2, 0)
             groups[i] = k
             i += 1
     args.out.mkdir(parents=True, exist_ok=True)
-    np.savez(args.out / "tiles.npz", maps=maps, groups=groups, c2=feats[0], c3=feats[1], c4=feats[2], c5=feats[3])
+    np.savez(args.out / "tiles.npz", maps=maps, groups=groups, **dict(zip(FEATURES, feats)))
     print(f"{n} tiles from {len(images)} images → {args.out / 'tiles.npz'}")
 
 
@@ -196,8 +190,7 @@ def head(width: int = 32):
         x = layers.BatchNormalization(name=f"{name}_pwbn")(x)
         return layers.ReLU(name=f"{name}_relu")(x)
 
-    inputs = [keras.Input((HEIGHT // s, WIDTH // s, c), name=f"c{k}")
-              for k, (s, c) in enumerate(zip((4, 8, 16, 32), CHANNELS), start=2)]
+    inputs = [keras.Input((HEIGHT // s, WIDTH // s, c), name=name) for name, s, c in zip(FEATURES, STRIDES, CHANNELS)]
     lateral = [layers.Conv2D(width, 1, name=f"lat{k}")(x) for k, x in enumerate(inputs, start=2)]
     top = lateral[3]
     levels = [top]
@@ -233,7 +226,7 @@ def train(args: argparse.Namespace) -> None:
     import tensorflow as tf
 
     data = np.load(args.out / "tiles.npz")
-    feats = [data[k] for k in ("c2", "c3", "c4", "c5")]
+    feats = [data[k] for k in FEATURES]
     maps, groups = data["maps"], data["groups"]
     tr, va = _split(groups, args.seed)
     model = head(args.width)
@@ -292,9 +285,10 @@ def train(args: argparse.Namespace) -> None:
 
 
 def compose(backbone: onnx.ModelProto, model, quantise: bool = True) -> bytes:
-    """One TFLite detector: ``backbone`` (ONNX, input → four NCHW feature maps) through onnx2tf,
-    then the Keras ``model`` on its outputs; int8 weights with float activations when
-    ``quantise``. The outputs are matched to the head's inputs by channel count."""
+    """One TFLite detector: ``backbone`` (ONNX, input → four NCHW feature maps) through onnx2tf
+    (whose SavedModel gives them NHWC), then the Keras ``model`` on its outputs; int8 weights with
+    float activations when ``quantise``. The outputs are matched to the head's inputs by channel
+    count."""
     import tensorflow as tf
 
     with tempfile.TemporaryDirectory() as tmp:
@@ -332,7 +326,7 @@ def export(args: argparse.Namespace) -> None:
     tfl.write_bytes(data)
     provenance = {
         "source": f"distilled here from {description}: its backbone with weights unchanged, a new neck and head",
-        "onnx_sha256": _sha256(resolve("ppocrv4_det")[0]),
+        "onnx_sha256": TEACHER_SHA256,  # teacher_graph checked it
         "training": {"images": "../shared/unlabelled (124 real photos, no labels) and rendered train-split "
                                "board scenes; targets: the teacher's maps on the same crops",
                      "epochs": len(hist), "final": hist[-1], "head_width": args.width},

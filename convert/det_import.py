@@ -99,18 +99,26 @@ def scalar_constants(model: onnx.ModelProto) -> int:
     return count
 
 
+PHOTO_SUFFIXES = (".jpg", ".jpeg", ".png")  # the photos calibration and distillation read
+
+
+def normalise(bgr: np.ndarray) -> np.ndarray:
+    """(H, W, 3) uint8 BGR → float32, the detector's (x/255 − MEAN)/STD."""
+    return (bgr.astype(np.float32) / 255 - np.float32(MEAN)) / np.float32(STD)
+
+
 def letterbox(image: np.ndarray, height: int, width: int) -> np.ndarray:
     """A BGR image scaled to fit (height, width), normalised, padded with 0 (the mean colour)."""
     h, w = image.shape[:2]
     s = min(width / w, height / h)
     im = cv2.resize(image, (max(1, round(w * s)), max(1, round(h * s))), interpolation=cv2.INTER_AREA)
     x = np.zeros((height, width, 3), np.float32)
-    x[: im.shape[0], : im.shape[1]] = (im.astype(np.float32) / 255 - np.float32(MEAN)) / np.float32(STD)
+    x[: im.shape[0], : im.shape[1]] = normalise(im)
     return x
 
 
 def calibration(directory: Path, count: int, height: int, width: int) -> Callable[[], Iterator[list[np.ndarray]]]:
-    files = sorted(p for p in directory.rglob("*") if p.suffix.lower() in (".jpg", ".jpeg", ".png"))
+    files = sorted(p for p in directory.rglob("*") if p.suffix.lower() in PHOTO_SUFFIXES)
     if not files:
         raise ImportFailedError(f"no calibration photos in {directory}")
     step = max(1, len(files) // count)

@@ -30,7 +30,7 @@ def tiny_backbone() -> onnx.ModelProto:
         nodes.append(helper.make_node("Conv", [prev, w], [f"c{k}"], kernel_shape=[stride, stride],
                                       strides=[stride, stride]))
         prev, cin = f"c{k}", cout
-    shapes = {k: [1, c, dd.HEIGHT // s, dd.WIDTH // s] for k, (c, s) in enumerate(zip(dd.CHANNELS, (4, 8, 16, 32)))}
+    shapes = {k: [1, c, dd.HEIGHT // s, dd.WIDTH // s] for k, (c, s) in enumerate(zip(dd.CHANNELS, dd.STRIDES))}
     outs = [helper.make_tensor_value_info(f"c{k}", TensorProto.FLOAT, shapes[k]) for k in (2, 0, 3, 1)]
     graph = helper.make_graph(nodes, "tiny_backbone",
                               [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 3, dd.HEIGHT, dd.WIDTH])],
