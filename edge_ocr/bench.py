@@ -324,10 +324,12 @@ def daemon_footprint(seconds: float = 20.0) -> dict[str, float]:
         samples[len(samples) // 2:]) / 1024, "rss_peak_mb": peak / 1024, "seconds": seconds}
 
 
-SHIPPED_DETECTOR = "DB v4 int8 (default)"
-DETECTORS = {SHIPPED_DETECTOR: ROOT / config_mod.VisionConfig().detector_model,
-             "DB lite int8 (selectable)": ROOT / "models" / "db_lite_int8.tflite",
-             "DB v4 float": ROOT / "build" / "ppocr" / "ppocrv4_det_float.tflite"}
+# Each detector named by its file; the configured default first, so the labels follow the config.
+_DEFAULT_DETECTOR = ROOT / config_mod.VisionConfig().detector_model
+SHIPPED_DETECTOR = f"{_DEFAULT_DETECTOR.stem} (default)"
+DETECTORS = {SHIPPED_DETECTOR: _DEFAULT_DETECTOR, **{
+    path.stem: path for path in (ROOT / "models" / "ppocrv4_det_int8.tflite", ROOT / "models" / "db_lite_int8.tflite",
+                                 ROOT / "build" / "ppocr" / "ppocrv4_det_float.tflite") if path != _DEFAULT_DETECTOR}}
 
 
 def detection_costs(repeats: int = 10) -> list[dict]:
