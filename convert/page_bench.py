@@ -39,8 +39,8 @@ from edge_ocr.imageio import read_image
 
 # edge-ocr readers: (name, [vision] settings). A model that is not built is left out with a note.
 OURS = [
-    ("edge-ocr DB v4 int8 (shipped)", {"detector": "db", "detector_model": "models/ppocrv4_det_int8.tflite"}),
-    ("edge-ocr DB lite int8 (distilled)", {"detector": "db", "detector_model": "models/db_lite_int8.tflite"}),
+    ("edge-ocr DB lite int8 (default, distilled)", {"detector": "db", "detector_model": "models/db_lite_int8.tflite"}),
+    ("edge-ocr DB v4 int8 (its teacher)", {"detector": "db", "detector_model": "models/ppocrv4_det_int8.tflite"}),
     ("edge-ocr DB v4 float", {"detector": "db", "detector_model": "build/ppocr/ppocrv4_det_float.tflite"}),
     ("edge-ocr DB v6 int8", {"detector": "db", "detector_model": "build/ppocr/ppocrv6_det_int8.tflite"}),
     ("edge-ocr classical", {"detector": "classical"}),

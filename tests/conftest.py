@@ -14,6 +14,7 @@ MODEL = ROOT / "models" / "ppocrv6_small_int8.tflite"
 CRNN = ROOT / "models" / "crnn_zh_en_int8.tflite"
 SHIPPED = (MODEL, CRNN)
 SAMPLES = ROOT / "samples" / "lines"
+REAL_BOARD = ROOT.parent / "shared" / "devset" / "pages" / "wbpg_d07.jpg"  # JohnTigue/whiteboarder, MIT
 
 
 def expected_runtimes() -> list[str]:

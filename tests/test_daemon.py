@@ -30,6 +30,7 @@ from edge_ocr.outbox import Outbox
 from edge_ocr.service import Service
 
 from .broker import Broker, Mqtt311OnlyProxy, Subscriber, free_port
+from .conftest import REAL_BOARD
 from .render import BOARD_AFTER, BOARD_BEFORE, edited_board
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -100,7 +101,6 @@ def test_sample_video_in_pages_and_events_out(broker: Broker, tmp_path: Path) ->
     assert "level=info event=page" in out and "password" not in out
 
 
-REAL_BOARD = ROOT.parent / "shared" / "devset" / "pages" / "wbpg_d07.jpg"  # JohnTigue/whiteboarder, MIT
 
 
 @pytest.mark.skipif(not REAL_BOARD.exists(), reason="the dev set's real board photo is not here")

@@ -19,6 +19,7 @@ from edge_ocr.vision.layout import group_lines, order_lines
 from edge_ocr.vision.orientation import column_to_row, rotate_points, unrotate_points
 
 from . import render
+from .conftest import REAL_BOARD
 
 TEXT = ["The quick brown fox jumps over", "a lazy dog near the river bank", "while seven zebras quietly",
         "graze beside forty two camels", "under a bright yellow moon"]
@@ -170,6 +171,31 @@ def test_clutter_on_a_turned_board_does_not_become_text(reader: PageReader) -> N
     page = read(reader, frame)
     texts = [ln.text for ln in page.lines]
     assert page_cer(TEXT, texts) < 0.08, texts
+
+
+@pytest.mark.skipif(not REAL_BOARD.exists(), reason="the dev set's real board photo is not here")
+def test_a_diagrams_strokes_do_not_come_and_go_as_characters(reader: PageReader, tmp_path) -> None:
+    """A real board with a diagram (boxes drawn round the words), its lines written one by one,
+    through camera noise and MJPG: the detectors find the boxes' stroke ends as text, read as
+    one or two characters that change from frame to frame ('20', '2', '口', '98'; a nested box
+    as a '1' at 0.9, four lines tall). Some passed the clutter rule in one frame and not the
+    next: an ``added`` and a ``removed`` that never happened (the daemon's real-board test)."""
+    from convert.board_video import reveal_video
+    from edge_ocr.imageio import read_image
+
+    photo = read_image(REAL_BOARD)
+    s = 1280 / max(photo.shape[:2])
+    photo = cv2.resize(photo, None, fx=s, fy=s, interpolation=cv2.INTER_AREA)
+    video = tmp_path / "board.avi"
+    reveal_video(photo, [np.asarray(ln.box, np.float32) for ln in read(reader, photo).lines], video)
+    cap, short = cv2.VideoCapture(str(video)), []
+    for i in itertools.count():
+        ok, frame = cap.read()
+        if not ok:
+            break
+        if i % 2 == 0:
+            short += [(i, ln.text, round(ln.confidence, 2)) for ln in read(reader, frame).lines if len(ln.text) <= 2]
+    assert i > 60 and not short, short
 
 
 def test_slanted_lines_and_big_letters_are_read(reader: PageReader) -> None:
