@@ -63,7 +63,7 @@ DETECTORS = ("db", "classical")
 class VisionConfig:
     fixed_region: list = field(default_factory=list)  # 4 corners [[x, y], …], fractions or pixels; empty: detect
     detector: str = "db"  # db: the learned text detector below | classical: binarise and smear (no model)
-    detector_model: str = "models/db_lite_int8.tflite"  # or models/ppocrv4_det_int8.tflite: its teacher, ~1.6× the time
+    detector_model: str = "models/db_lite_int8.tflite"  # or models/ppocrv4_det_int8.tflite: its teacher, ~1.5× the time
     detector_side: int = 0  # long side, pixels, the surface is scaled to for detection; 0: the model's default
     box_thresh: float = 0.0  # DB: mean text probability a box needs; 0: the model's default
     unclip_ratio: float = 0.0  # DB: how far boxes grow back around the text; 0: the model's default
