@@ -158,7 +158,7 @@ import-det: $(CVENV)/.peers $(CVENV)/.import
 	$(CPY) -m convert.det_import --onnx ppocrv4_det --name ppocrv4_det --out models --float-out build/ppocr
 	$(CPY) -m convert.det_import --onnx ppocrv6_det --name ppocrv6_det --out build/ppocr
 
-# The lighter detector (selectable, half the multiply-adds): PP-OCRv4 mobile det's backbone under a new neck
+# The default detector (half the teacher's multiply-adds): PP-OCRv4 mobile det's backbone under a new neck
 # and head distilled from the whole teacher on the unlabelled real photos and rendered train-split
 # boards (about 40 minutes on 2 cores; resumable). The dev set only judges it: make bench-pages.
 DISTILL_EPOCHS ?= 16

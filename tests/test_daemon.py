@@ -101,8 +101,6 @@ def test_sample_video_in_pages_and_events_out(broker: Broker, tmp_path: Path) ->
     assert "level=info event=page" in out and "password" not in out
 
 
-
-
 @pytest.mark.skipif(not REAL_BOARD.exists(), reason="the dev set's real board photo is not here")
 def test_real_board_written_line_by_line(broker: Broker, tmp_path: Path) -> None:
     """A real photo's lines revealed one by one (a hand in front while each is written): one

@@ -25,7 +25,7 @@ TEXT = ["The quick brown fox jumps over", "a lazy dog near the river bank", "whi
         "graze beside forty two camels", "under a bright yellow moon"]
 
 
-DETECTORS = ["models/ppocrv4_det_int8.tflite", "models/db_lite_int8.tflite"]  # default, distilled
+DETECTORS = ["models/ppocrv4_det_int8.tflite", "models/db_lite_int8.tflite"]  # teacher, default (distilled)
 
 
 @pytest.fixture(scope="module", params=DETECTORS, ids=["db_v4", "db_lite"])
