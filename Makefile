@@ -10,7 +10,7 @@ APT_CONVERT := fonts-noto-cjk fonts-wqy-zenhei fonts-wqy-microhei fonts-arphic-u
 	fonts-humor-sans fonts-breip fonts-femkeklaver fonts-kristi fonts-rufscript fonts-comic-neue \
 	fonts-dejavu-core fonts-liberation2 fonts-smiley-sans fortunes-zh fortunes fortunes-min wamerican
 
-.PHONY: import-ppocr import-det distill-det bench-pages run deps-runtime deps-test install uninstall arm64-check soak bench bench-accuracy test test-runtime test-toolchain lint model data train export evaluate samples lm lm-tune bench bench-vision clean
+.PHONY: student finetune import-ppocr import-det distill-det bench-pages run deps-runtime deps-test install uninstall arm64-check soak bench bench-accuracy test test-runtime test-toolchain lint model data train export evaluate samples lm lm-tune bench bench-vision clean
 
 # Install Debian packages only when root and only those missing (idempotent, quiet when done).
 define apt_install
@@ -35,7 +35,7 @@ $(CVENV)/.done: requirements/convert.txt requirements/runtime.txt
 	$(PYTHON) -m venv $(CVENV)
 	$(CPY) -m pip install -q --upgrade pip
 	$(CPY) -m pip install -q -r requirements/convert.txt
-	$(CPY) -m pip install -q --no-deps tf_keras==2.21.0
+	$(CPY) -m pip install -q --no-deps tf_keras==2.21.0 handright==8.2.0
 	touch $@
 
 run: $(VENV)/.done deps-runtime
@@ -81,7 +81,7 @@ test: test-runtime test-toolchain lint
 test-runtime: $(VENV)/.done deps-test
 	$(call pytest,$(PY),tests --ignore=tests/toolchain)
 
-test-toolchain: $(CVENV)/.done $(CVENV)/.import
+test-toolchain: $(CVENV)/.done $(CVENV)/.import $(CVENV)/.teacher
 	$(call pytest,$(CPY),tests/toolchain)
 
 lint: $(VENV)/.done
@@ -166,6 +166,28 @@ distill-det: $(CVENV)/.peers $(CVENV)/.import
 	$(CPY) -m convert.det_distill cache --out build/det_distill
 	$(CPY) -m convert.det_distill train --out build/det_distill --epochs $(DISTILL_EPOCHS)
 	$(CPY) -m convert.det_distill export --out build/det_distill --models models
+
+# The CRNN student (about an hour on 2 cores): PP-OCRv6 small's convolutional backbone (frozen),
+# neck convolutions and classifier with their weights, and a BiLSTM in place of its attention,
+# distilled from the whole teacher on rendered train-split lines and the real line crops of
+# ../shared/unlabelled; full-integer int8. Every step resumes where it stopped (cache chunks,
+# checkpoints). The dev set only judges it: make bench-accuracy.
+STUDENT_STEPS ?= 4000
+student: $(CVENV)/.import $(CVENV)/.teacher
+	$(CPY) -m convert.rec_distill cache --out build/rec_distill
+	$(CPY) -m convert.rec_distill train --out build/rec_distill --steps $(STUDENT_STEPS)
+	$(CPY) -m convert.rec_distill export --out build/rec_distill --models models
+
+# Fine-tune the student on your own lines: DATA is a folder of line images + labels.tsv
+# (file<TAB>text). A tenth is held out to report before/after; the model lands in build/finetune/.
+finetune: $(CVENV)/.import $(CVENV)/.teacher
+	@test -n "$(DATA)" || { echo "usage: make finetune DATA=folder (line images + labels.tsv: file<TAB>text)"; exit 1; }
+	$(CPY) -m convert.finetune --data $(DATA) --out build/finetune
+
+# The teacher of the student and of fine-tuning (PP-OCRv6 small rec, inside the rapidocr wheel).
+$(CVENV)/.teacher: | $(CVENV)/.done
+	$(CPY) -m pip install -q --no-deps rapidocr==3.10.0
+	touch $@
 
 build/ppocr/ppocrv4_det_float.tflite: | $(CVENV)/.peers $(CVENV)/.import
 	$(CPY) -m convert.det_import --onnx ppocrv4_det --name ppocrv4_det --out build/ppocr --float-out build/ppocr

@@ -3,17 +3,17 @@
     python -m convert.accuracy_bench --devset ../shared/devset --split data/test --out reports/accuracy
 
 Engines: through our runtime, on every installed runtime, the default model (PP-OCRv6 small
-imported to int8) and our CRNN, int8 and float where built; then Tesseract 5 (chi_sim+eng, one
-process over all lines), PP-OCRv4 mobile and PP-OCRv6 small recognition (ONNX Runtime, 1
-thread). Inputs: the dev set's real line images (never trained on) and the first ``--limit``
-lines of a synthetic held-out split. CER with whitespace removed, per dev-set category, and
-without punctuation; median ms per line. Writes OUT.md and a bar chart OUT.png.
+imported to int8), the CRNN student distilled from it and our first CRNN, int8 and float where
+built; then Tesseract 5 (chi_sim+eng, one process over all lines), PP-OCRv4 mobile and PP-OCRv6
+small recognition (ONNX Runtime, 1 thread). Inputs: the dev set's real line images (never trained
+on) and the first ``--limit`` lines of a synthetic held-out split. CER with whitespace removed,
+per dev-set category, and without punctuation; median ms per line. Writes OUT.md and a bar chart
+OUT.png.
 """
 
 from __future__ import annotations
 
 import argparse
-import csv
 import statistics
 import time
 from pathlib import Path
@@ -22,6 +22,7 @@ import numpy as np
 from tqdm import tqdm
 
 from convert.dataset import load_split
+from convert.labels import read_labels
 from convert.metrics import score, strip_punct
 from convert.peers import TesseractRecognizer, available
 from edge_ocr.bench import emit
@@ -29,10 +30,13 @@ from edge_ocr.imageio import read_image
 from edge_ocr.interpreter import available_runtimes
 from edge_ocr.recognizer import Recognizer
 
-# Our runtime's models: the default (PP-OCRv6 small imported to int8 by convert.onnx_import) and
-# our own CRNN, each int8 and, when built, float (make import-ppocr / models/crnn_zh_en_float.tflite).
+# Our runtime's models: the default (PP-OCRv6 small imported to int8 by convert.onnx_import), the CRNN
+# student distilled from it (make student) and our first CRNN, each int8 and, when built, float
+# (make import-ppocr / make student / models/crnn_zh_en_float.tflite).
 MODELS = {"default PP-OCRv6 small int8": Path("models/ppocrv6_small_int8.tflite"),
           "default PP-OCRv6 small float": Path("build/ppocr/ppocrv6_small_float.tflite"),
+          "CRNN student int8": Path("models/crnn_student_zh_en_int8.tflite"),
+          "CRNN student float": Path("build/rec_distill/crnn_student_zh_en_float.tflite"),
           "CRNN int8": Path("models/crnn_zh_en_int8.tflite"),
           "CRNN float": Path("models/crnn_zh_en_float.tflite")}
 CATEGORIES = {"zh_hw_line": "Chinese handwriting", "en_hw_line": "English handwriting",
@@ -41,8 +45,7 @@ CATEGORIES = {"zh_hw_line": "Chinese handwriting", "en_hw_line": "English handwr
 
 
 def devset(root: Path) -> list[tuple[str, str, np.ndarray]]:
-    with (root / "labels.tsv").open(encoding="utf-8") as f:
-        rows = [r for r in csv.DictReader(f, delimiter="\t") if r["file"].startswith("lines/")]
+    rows = read_labels(root, "lines/")
     return [(r["category"], r["text"], read_image(root / r["file"])) for r in rows]
 
 

@@ -20,6 +20,7 @@ import numpy as np
 from tqdm import tqdm
 
 from convert.dataset import load_split
+from convert.labels import read_labels
 from convert.metrics import score, strip_punct
 from edge_ocr.interpreter import available_runtimes
 from edge_ocr.recognizer import Recognizer
@@ -46,13 +47,10 @@ def eval_devset(path: Path, devset: Path, runtime: str, decoder: str = "greedy",
 
     Also reports a punctuation-insensitive CER, as the dev set's labelling notes suggest.
     """
-    import csv
-
     from edge_ocr.imageio import read_image
 
     rec = Recognizer(path, num_threads=1, runtime=runtime, decoder=decoder, lm=lm)
-    with (devset / "labels.tsv").open(encoding="utf-8") as f:
-        rows = [r for r in csv.DictReader(f, delimiter="\t") if r["file"].startswith("lines/")]
+    rows = read_labels(devset, "lines/")
     refs, hyps, cats = [], [], []
     for r in tqdm(rows, desc=f"devset {path.name} [{runtime}]", unit="line", mininterval=5):
         refs.append(r["text"])

@@ -11,7 +11,6 @@ decoding and against the same beam search without the LM.
 from __future__ import annotations
 
 import argparse
-import csv
 import itertools
 from pathlib import Path
 
@@ -19,6 +18,7 @@ import numpy as np
 from tqdm import tqdm
 
 from convert.dataset import load_split
+from convert.labels import read_labels
 from convert.metrics import score
 from edge_ocr import ctc
 from edge_ocr.bench import emit
@@ -73,8 +73,7 @@ def main() -> None:
             (f"beam 8 + LM (weight {w}, bonus {b})", lambda p, r: cer(rec, p, r, lm, w, b))]
     dev: tuple[list[np.ndarray], list[str]] | None = None
     if a.devset:
-        with (a.devset / "labels.tsv").open(encoding="utf-8") as f:
-            items = [r for r in csv.DictReader(f, delimiter="\t") if r["file"].startswith("lines/")]
+        items = read_labels(a.devset, "lines/")
         dev = (log_probs(rec, [read_image(a.devset / r["file"]) for r in items]), [r["text"] for r in items])
     lines = [f"# Bigram LM tuning ({a.model.name}, {a.lm.name})", "",
              f"Grid on test lines 0-{n // 3 - 1} (CER):", "",

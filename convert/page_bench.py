@@ -18,7 +18,6 @@ contact sheet per page (boxes numbered on the photo, the text beside it) for a p
 from __future__ import annotations
 
 import argparse
-import csv
 import os
 import shutil
 import statistics
@@ -32,6 +31,7 @@ import cv2
 import numpy as np
 from tqdm import tqdm
 
+from convert.labels import read_labels
 from convert.metrics import bag_f1, edit_distance, match_lines, page_errors, squash
 from edge_ocr.bench import emit
 from edge_ocr.config import Config
@@ -56,8 +56,7 @@ class Reading:
 
 
 def pages(root: Path) -> list[dict]:
-    with (root / "labels.tsv").open(encoding="utf-8") as f:
-        return [r for r in csv.DictReader(f, delimiter="\t") if r["file"].startswith("pages/")]
+    return read_labels(root, "pages/")
 
 
 class EdgeOcr:

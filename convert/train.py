@@ -85,7 +85,9 @@ def evaluate(model: keras.Model, images: np.ndarray, widths: np.ndarray, labels:
     return score(labels[:n], hyps)
 
 
-def plot_history(history: Path, out: Path) -> None:
+def plot_history(history: Path, out: Path, cers: tuple[str, ...] = ("val_cer",),
+                 title: str = "CRNN training: loss and validation CER", loss_label: str = "train CTC loss") -> None:
+    """Loss (log scale) and each validation CER column of ``history`` against the step."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -96,18 +98,24 @@ def plot_history(history: Path, out: Path) -> None:
         return
     steps = [int(r["step"]) for r in rows]
     fig, ax1 = plt.subplots(figsize=(8, 4.5))
-    ax1.plot(steps, [float(r["loss"]) for r in rows], color="tab:blue", label="train CTC loss")
+    ax1.plot(steps, [float(r["loss"]) for r in rows], color="tab:blue", label=loss_label)
     ax1.set_xlabel("step")
-    ax1.set_ylabel("CTC loss", color="tab:blue")
+    ax1.set_ylabel(loss_label, color="tab:blue")
     ax1.set_yscale("log")
     ax2 = ax1.twinx()
-    evals = [r for r in rows if r["val_cer"]]
-    cers = [float(r["val_cer"]) for r in evals]
-    ax2.plot([int(r["step"]) for r in evals], cers, color="tab:red", marker="o", label="val CER")
-    ax2.set_ylabel("validation CER", color="tab:red")
-    ax2.set_ylim(0, min(1.0, max(cers, default=1.0) * 1.1 + 0.01))
+    top = 0.0
+    for column, colour in zip(cers, ("tab:red", "tab:orange", "tab:green")):
+        evals = [r for r in rows if r[column] and r[column] != "nan"]
+        values = [float(r[column]) for r in evals]
+        if not values:
+            continue
+        ax2.plot([int(r["step"]) for r in evals], values, color=colour, marker="o", label=column.replace("_", " "))
+        top = max([top, *values])
+    ax2.set_ylabel("validation CER")
+    ax2.set_ylim(0, min(1.0, top * 1.1 + 0.01))
+    ax2.legend(loc="upper right")
     ax1.grid(alpha=0.3)
-    fig.suptitle("CRNN training: loss and validation CER")
+    fig.suptitle(title)
     fig.tight_layout()
     fig.savefig(out, dpi=100)
     plt.close(fig)

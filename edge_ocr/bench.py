@@ -49,8 +49,10 @@ from edge_ocr.recognizer import Recognizer
 from edge_ocr.service import Service
 
 ROOT = Path(__file__).resolve().parent.parent
-# The default model first (frames, API and daemon figures use it), then our own CRNN.
+# The default model first (frames, API and daemon figures use it), then our own CRNNs: the student
+# distilled from PP-OCRv6 (convert/rec_distill.py) and the first one, trained on rendered lines only.
 MODELS = {"default int8": ROOT / config_mod.RecognizerConfig().model,
+          "CRNN student int8": ROOT / "models" / "crnn_student_zh_en_int8.tflite",
           "CRNN int8": ROOT / "models" / "crnn_zh_en_int8.tflite",
           "CRNN float": ROOT / "models" / "crnn_zh_en_float.tflite"}
 DEFAULT = MODELS["default int8"]

@@ -34,6 +34,7 @@ find "$ROOT/edge_ocr" -name __pycache__ -prune -exec rm -rf {} +
 mkdir -p "$ROOT/models" "$ROOT/samples" "$ROOT/config"
 cp models/ppocrv6_small_int8.tflite models/ppocrv6_small_int8.json models/ppocrv6_small.charset.txt \
    models/crnn_zh_en_int8.tflite models/crnn_zh_en_int8.json models/charset_zh_en.txt models/lm_zh_en.npz \
+   models/crnn_student_zh_en_int8.tflite models/crnn_student_zh_en_int8.json \
    models/MODEL_CARD.md "$ROOT/models/"
 cp -r samples/lines samples/board.mp4 samples/board.json "$ROOT/samples/"
 cp config/edge-ocr.toml "$ROOT/config/edge-ocr.example.toml"

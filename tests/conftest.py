@@ -9,10 +9,12 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
-# The default model (PP-OCRv6 small imported by convert.onnx_import) and our own CRNN: both ship.
+# The default model (PP-OCRv6 small imported by convert.onnx_import), the CRNN student distilled
+# from it (convert.rec_distill) and our first CRNN: all three ship.
 MODEL = ROOT / "models" / "ppocrv6_small_int8.tflite"
 CRNN = ROOT / "models" / "crnn_zh_en_int8.tflite"
-SHIPPED = (MODEL, CRNN)
+STUDENT = ROOT / "models" / "crnn_student_zh_en_int8.tflite"
+SHIPPED = (MODEL, STUDENT, CRNN)
 SAMPLES = ROOT / "samples" / "lines"
 REAL_BOARD = ROOT.parent / "shared" / "devset" / "pages" / "wbpg_d07.jpg"  # JohnTigue/whiteboarder, MIT
 

@@ -176,8 +176,11 @@ def test_daemon_sigkill_with_queued_messages_delivers_them_after_restart(tmp_pat
     def queued() -> list[str]:
         if not db.exists():
             return []
-        with sqlite3.connect(db) as c:
-            return [json.loads(p)["msg_id"] for (p,) in c.execute("SELECT payload FROM messages")]
+        try:
+            with sqlite3.connect(db) as c:
+                return [json.loads(p)["msg_id"] for (p,) in c.execute("SELECT payload FROM messages")]
+        except sqlite3.OperationalError:  # the daemon has created the file but not yet its table
+            return []
 
     deadline = time.monotonic() + 60
     while len(queued()) < 6 and time.monotonic() < deadline:

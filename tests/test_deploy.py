@@ -45,6 +45,7 @@ def test_staged_install_holds_what_the_unit_references(staged: Path) -> None:
     assert (staged / "etc/edge-ocr/edge-ocr.env").stat().st_mode & 0o777 == 0o600
     for f in ("models/ppocrv6_small_int8.tflite", "models/ppocrv6_small_int8.json", "models/ppocrv6_small.charset.txt",
               "models/crnn_zh_en_int8.tflite", "models/crnn_zh_en_int8.json", "models/charset_zh_en.txt",
+              "models/crnn_student_zh_en_int8.tflite", "models/crnn_student_zh_en_int8.json",
               "edge_ocr/web/index.html", "edge_ocr/openapi.json", "samples/board.mp4"):
         assert (staged / "opt/edge-ocr" / f).is_file(), f
     cfg = (staged / "opt/edge-ocr/venv/pyvenv.cfg").read_text()

@@ -37,9 +37,12 @@ def test_samples_are_read_well(shipped: Path, runtime: str, samples) -> None:
 
 def test_runtimes_agree_with_builtin_kernels(shipped: Path, samples) -> None:
     """Same model, same input: tflite-runtime 2.14 and ai-edge-litert give identical logits for a
-    fully integer model, and the same text for one with float ops (float kernels round apart)."""
+    fully integer model without depthwise convolutions, and the same text for any model: float
+    kernels round apart, and so do the two versions' int8 DEPTHWISE_CONV_2D (by one step on 84
+    of 57,600 outputs of the student's first one, measured)."""
     c = Recognizer(shipped).contract
-    if not c.provenance.get("audit", {}).get("float_ops"):
+    audit = c.provenance.get("audit", {})
+    if not audit.get("float_ops") and "DEPTHWISE_CONV_2D" not in audit.get("ops", {}):
         rng = np.random.default_rng(0)
         x = rng.uniform(0, 255, (1, c.height, 200, c.channels)).astype(np.float32) * c.scale + c.offset
         outs = [TFLiteModel(shipped, runtime=rt, xnnpack=False)(x) for rt in expected_runtimes()]

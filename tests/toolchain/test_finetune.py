@@ -1,0 +1,76 @@
+"""Fine-tuning a school's own lines, end to end on a tiny folder: the real teacher and the
+shipped student, a real int8 export, the runtime reading the result; and the labelled-folder
+reader's errors."""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from convert.labels import LabelsError, read_labels
+
+ROOT = Path(__file__).resolve().parents[2]
+STUDENT = ROOT / "models" / "crnn_student_zh_en_int8.tflite"
+
+
+def write_folder(folder: Path, count: int, seed: int = 3) -> list[str]:
+    """``count`` rendered test-split lines (fonts and texts training never saw) as PNGs + labels.tsv."""
+    from convert.corpus import Corpus
+    from convert.render import LineRenderer
+    from edge_ocr.charset import Charset
+
+    renderer = LineRenderer("test", Corpus.load("test", Charset.load(ROOT / "models" / "charset_zh_en.txt")),
+                            seed, height=48, max_width=480)
+    folder.mkdir(parents=True)
+    rows, texts = ["file\ttext"], []
+    for i in range(count):
+        image, text = renderer.sample_raw()
+        cv2.imwrite(str(folder / f"line_{i:03d}.png"), image)
+        rows.append(f"line_{i:03d}.png\t{text}")
+        texts.append(text)
+    (folder / "labels.tsv").write_text("\n".join(rows) + "\n", encoding="utf-8")
+    return texts
+
+
+def test_a_folder_without_labels_or_with_missing_images_is_refused_by_name(tmp_path: Path) -> None:
+    with pytest.raises(LabelsError, match=r"labels\.tsv: no such file"):
+        read_labels(tmp_path)
+    (tmp_path / "labels.tsv").write_text("name\ttext\na.png\tx\n", encoding="utf-8")
+    with pytest.raises(LabelsError, match=r"lacks the column\(s\) \['file'\]"):
+        read_labels(tmp_path)
+    (tmp_path / "labels.tsv").write_text("file\ttext\na.png\tx\n", encoding="utf-8")
+    with pytest.raises(LabelsError, match=r"1 listed image.*'a\.png'"):
+        read_labels(tmp_path)
+
+
+def test_fine_tuning_learns_the_lines_and_reports_before_and_after(tmp_path: Path) -> None:
+    if not STUDENT.exists():
+        pytest.fail(f"{STUDENT} missing: the shipped student is what fine-tuning starts from")
+    write_folder(tmp_path / "mine", 24)
+    out = tmp_path / "out"
+    r = subprocess.run([sys.executable, "-m", "convert.finetune", "--data", str(tmp_path / "mine"), "--out", str(out),
+                        "--steps", "40", "--batch", "8", "--replay", "16", "--views", "2", "--calib", "16"],
+                       cwd=ROOT, capture_output=True, text=True, timeout=1200)
+    assert r.returncode == 0, r.stderr[-3000:]
+    model = out / "crnn_student_zh_en_finetuned_int8.tflite"
+    contract = json.loads(model.with_suffix(".json").read_text())
+    assert contract["quantization"].startswith("full-integer int8")
+    assert "Ops touching float32 tensors: none" in model.with_suffix(".audit.md").read_text()
+    card = (out / "crnn_student_zh_en_finetuned.MODEL_CARD.md").read_text()
+    figures = [float(x) for x in re.findall(r"\| (\d\.\d{4}) \|", card)]
+    assert len(figures) == 2, card  # before and after, on the held-out lines
+
+    from edge_ocr.recognizer import Recognizer
+
+    rec = Recognizer(model, num_threads=1)
+    line = cv2.imread(str(tmp_path / "mine" / "line_000.png"))
+    result = rec.recognize([line])[0]
+    assert result.text.strip() and 0 < result.confidence <= 1
+    assert np.isfinite(figures).all() and figures[1] <= figures[0] + 0.05, card
