@@ -173,16 +173,29 @@ distill-det: $(CVENV)/.peers $(CVENV)/.import
 # ../shared/unlabelled; full-integer int8. Every step resumes where it stopped (cache chunks,
 # checkpoints). The dev set only judges it: make bench-accuracy.
 STUDENT_STEPS ?= 4000
-student: $(CVENV)/.import $(CVENV)/.teacher
+student: $(CVENV)/.import $(CVENV)/.teacher data/test/labels.txt
 	$(CPY) -m convert.rec_distill cache --out build/rec_distill
 	$(CPY) -m convert.rec_distill train --out build/rec_distill --steps $(STUDENT_STEPS)
 	$(CPY) -m convert.rec_distill export --out build/rec_distill --models models
+	cp build/rec_distill/curve.png models/crnn_student_zh_en.curve.png
+	$(CPY) -m convert.evaluate --split data/test --limit 1000 --runtimes litert --store \
+	  $(if $(wildcard $(DEVSET)/labels.tsv),--devset $(DEVSET)) \
+	  --models build/rec_distill/crnn_student_zh_en_float.tflite models/crnn_student_zh_en_int8.tflite \
+	  --report models/crnn_student_zh_en.eval.md
 
 # Fine-tune the student on your own lines: DATA is a folder of line images + labels.tsv
 # (file<TAB>text). A tenth is held out to report before/after; the model lands in build/finetune/.
+ifneq ($(filter finetune,$(MAKECMDGOALS)),)
+ifndef DATA
+$(error usage: make finetune DATA=folder (line images + labels.tsv: file<TAB>text))
+endif
+endif
 finetune: $(CVENV)/.import $(CVENV)/.teacher
-	@test -n "$(DATA)" || { echo "usage: make finetune DATA=folder (line images + labels.tsv: file<TAB>text)"; exit 1; }
 	$(CPY) -m convert.finetune --data $(DATA) --out build/finetune
+
+# The held-out synthetic test split alone (make data renders it with the training split).
+data/test/labels.txt: | $(CVENV)/.done
+	$(CPY) -m convert.dataset --split test --count 3000 --out data/test
 
 # The teacher of the student and of fine-tuning (PP-OCRv6 small rec, inside the rapidocr wheel).
 $(CVENV)/.teacher: | $(CVENV)/.done

@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import os
 import random
+import shutil
 import time
 import zlib
 from pathlib import Path
@@ -126,6 +127,9 @@ def main() -> None:
     data = rd.Frames.from_items(items)
     a.out.mkdir(parents=True, exist_ok=True)
     work = a.out / f"{a.name}.run"
+    # Minutes, not hours: every fine-tune starts from the shipped head, never from an older run's
+    # checkpoints (which would resume a finished schedule and train nothing).
+    shutil.rmtree(work, ignore_errors=True)
     weights, cfg = rd.load_head(base_head)
     model = rd.head(cfg["classes"], cfg["lstm"], cfg["dropout"])
     model.set_weights(weights)

@@ -766,7 +766,7 @@ def main() -> None:
     ap.add_argument("--chunk", type=int, default=2000, help="rendered lines per chunk")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--steps", type=int, default=6000, help="total steps of the head's schedule")
+    ap.add_argument("--steps", type=int, default=4000, help="total steps of the head's schedule")
     ap.add_argument("--batch", type=int, default=32)
     ap.add_argument("--lr", type=float, default=2e-3)
     ap.add_argument("--eval-every", type=int, default=500)
