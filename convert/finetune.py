@@ -36,7 +36,9 @@ def held_out(name: str) -> bool:
 
 
 def load_lines(folder: Path) -> tuple[list[tuple[str, str, np.ndarray]], list[tuple[str, str, np.ndarray]]]:
-    """(train, held out) lists of (file, text, normalised line), text filtered to the charset."""
+    """(train, held out) lists of (file, text, image), text filtered to the charset; the training
+    images normalised as the cache normalises, the held-out ones as read (the runtime's recogniser
+    normalises them itself when they are measured)."""
     from edge_ocr.charset import Charset
     from edge_ocr.imageio import read_image
     from edge_ocr.preprocess import normalize_line
@@ -50,19 +52,23 @@ def load_lines(folder: Path) -> tuple[list[tuple[str, str, np.ndarray]], list[tu
         print(f"characters the model cannot write, dropped from the labels: {''.join(unknown)}", flush=True)
     train, held = [], []
     for r in sorted(rows, key=lambda r: r["file"]):
-        line = normalize_line(read_image(folder / r["file"]), rd.HEIGHT, multiple=rd.STRIDE, max_width=rd.MAX_WIDTH)
-        item = (r["file"], " ".join(charset.filter(r["text"]).split()), line)
-        (held if held_out(r["file"]) and len(rows) >= 10 else train).append(item)
+        image, text = read_image(folder / r["file"]), " ".join(charset.filter(r["text"]).split())
+        if held_out(r["file"]) and len(rows) >= 10:
+            held.append((r["file"], text, image))
+        else:
+            line = normalize_line(image, rd.HEIGHT, multiple=rd.STRIDE, max_width=rd.MAX_WIDTH)
+            train.append((r["file"], text, line))
     return train, held
 
 
 def cer_of(model_path: Path, lines: list[tuple[str, str, np.ndarray]]) -> dict[str, float]:
-    """CER of a TFLite model through the runtime's recogniser (greedy, 1 thread) on ``lines``."""
+    """CER of a TFLite model through the runtime's recogniser (greedy, 1 thread) on the line
+    images of ``lines``, each prepared as the device prepares it."""
     from convert.metrics import score
     from edge_ocr.recognizer import Recognizer
 
     rec = Recognizer(model_path, num_threads=1)
-    return score([t for _, t, _ in lines], [rec.recognize_prepared([line])[0].text for _, _, line in lines])
+    return score([t for _, t, _ in lines], [rec.recognize([image])[0].text for _, _, image in lines])
 
 
 def card(args: argparse.Namespace, out: Path, before: dict, after: dict, counts: dict, seconds: float) -> str:

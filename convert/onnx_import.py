@@ -345,16 +345,23 @@ def calibration_lines(count: int, height: int, seed: int = 0) -> list[np.ndarray
     return [renderer.sample()[0] for _ in range(count)]
 
 
+def input_tensor(line: np.ndarray, channels: int, width: int) -> np.ndarray:
+    """A normalised grey line (H, W) in 0..255 → (1, H, ``width``, ``channels``) float32 as the
+    runtime feeds a PaddleOCR-style model: padded with background, grey on every channel, scaled."""
+    from edge_ocr.preprocess import pad_to
+
+    x = pad_to(line, width) * NORMALISATION["scale"] + NORMALISATION["offset"]
+    return np.repeat(x[None, :, :, None], channels, axis=3).astype(np.float32)
+
+
 def model_inputs(lines: list[np.ndarray], channels: int,
                  width_for: Callable[[int], int]) -> Callable[[], Iterator[list[np.ndarray]]]:
     """The inputs the runtime would give the model for ``lines``, each padded to ``width_for`` its
     width: a representative dataset for the converter."""
-    from edge_ocr.preprocess import pad_to
 
     def gen() -> Iterator[list[np.ndarray]]:
         for line in lines:
-            x = pad_to(line, width_for(line.shape[1])) * NORMALISATION["scale"] + NORMALISATION["offset"]
-            yield [np.repeat(x[None, :, :, None], channels, axis=3).astype(np.float32)]
+            yield [input_tensor(line, channels, width_for(line.shape[1]))]
 
     return gen
 

@@ -52,6 +52,7 @@ from convert.onnx_import import (
     _sha256,
     charset_from_metadata,
     classroom_symbol,
+    input_tensor,
     prepare,
     resolve,
 )
@@ -126,11 +127,7 @@ def class_map(model: onnx.ModelProto, symbols: list[str]) -> np.ndarray:
 def model_input(line: np.ndarray) -> np.ndarray:
     """A normalised grey line (H, W) in 0..255 → the model's NHWC input at a width multiple of 8,
     as the runtime builds it (grey on every channel, PaddleOCR's scaling)."""
-    from edge_ocr.preprocess import pad_to
-
-    w = max(STRIDE * 4, -(-line.shape[1] // STRIDE) * STRIDE)
-    x = pad_to(line, w) * NORMALISATION["scale"] + NORMALISATION["offset"]
-    return np.repeat(x[None, :, :, None], 3, axis=3).astype(np.float32)
+    return input_tensor(line, 3, max(STRIDE * 4, -(-line.shape[1] // STRIDE) * STRIDE))
 
 
 def _top_k(logits: np.ndarray, cols: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -212,17 +209,13 @@ class HandRenderer:
         return self.lines._photometric(arr)
 
     def _elastic(self, image: np.ndarray) -> np.ndarray:
-        """A smooth random displacement of up to ~6 % of the line height (pen wobble)."""
-        import cv2
+        """A stronger warp than the renderer's: up to ~6 % of the line height (pen wobble)."""
+        from convert.render import elastic
 
-        h, w = image.shape[:2]
+        h = image.shape[0]
         nrng = np.random.default_rng(self.rng.randint(0, 2**31))
         sigma = max(2.0, h * self.rng.uniform(0.08, 0.2))
-        amp = h * self.rng.uniform(0.5, 1.5)
-        dx = cv2.GaussianBlur(nrng.uniform(-1, 1, (h, w)).astype(np.float32), (0, 0), sigma) * amp
-        dy = cv2.GaussianBlur(nrng.uniform(-1, 1, (h, w)).astype(np.float32), (0, 0), sigma) * amp
-        gx, gy = np.meshgrid(np.arange(w, dtype=np.float32), np.arange(h, dtype=np.float32))
-        return cv2.remap(image, gx + dx, gy + dy, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+        return elastic(image, sigma, h * self.rng.uniform(0.5, 1.5), nrng)
 
 
 def real_lines(photos: Path) -> list[tuple[int, np.ndarray]]:

@@ -23,6 +23,16 @@ INKS = (
 )
 
 
+def elastic(image: np.ndarray, sigma: float, amp: float, nrng: np.random.Generator) -> np.ndarray:
+    """A smooth random displacement (pen wobble, paper warp): uniform noise blurred by ``sigma``
+    pixels, scaled to ``amp`` pixels, x then y drawn from ``nrng``; edges replicated."""
+    h, w = image.shape[:2]
+    dx = cv2.GaussianBlur(nrng.uniform(-1, 1, (h, w)).astype(np.float32), (0, 0), sigma) * amp
+    dy = cv2.GaussianBlur(nrng.uniform(-1, 1, (h, w)).astype(np.float32), (0, 0), sigma) * amp
+    gx, gy = np.meshgrid(np.arange(w, dtype=np.float32), np.arange(h, dtype=np.float32))
+    return cv2.remap(image, gx + dx, gy + dy, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+
+
 @lru_cache(maxsize=512)
 def _font(path: str, index: int, size: int) -> ImageFont.FreeTypeFont:
     return ImageFont.truetype(path, size, index=index)
@@ -172,10 +182,7 @@ class LineRenderer:
             m = cv2.getPerspectiveTransform(src, dst)
             arr = cv2.warpPerspective(arr, m, (w, h), borderMode=cv2.BORDER_REPLICATE)
         if rng.random() < 0.2:
-            dx = cv2.GaussianBlur(self.np_rng.uniform(-1, 1, (h, w)).astype(np.float32), (0, 0), 6) * h * 0.6
-            dy = cv2.GaussianBlur(self.np_rng.uniform(-1, 1, (h, w)).astype(np.float32), (0, 0), 6) * h * 0.6
-            gx, gy = np.meshgrid(np.arange(w, dtype=np.float32), np.arange(h, dtype=np.float32))
-            arr = cv2.remap(arr, gx + dx, gy + dy, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+            arr = elastic(arr, 6, h * 0.6, self.np_rng)
         return arr
 
     def _photometric(self, arr: np.ndarray) -> np.ndarray:
