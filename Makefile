@@ -2,7 +2,7 @@
 SHELL := /bin/bash
 PYTHON ?= python3
 VENV := .venv
-CVENV := .venv-convert
+CVENV := .venv-toolchain
 PY := $(VENV)/bin/python
 CPY := $(CVENV)/bin/python
 APT_CONVERT := fonts-noto-cjk fonts-wqy-zenhei fonts-wqy-microhei fonts-arphic-uming fonts-arphic-ukai \
@@ -10,7 +10,7 @@ APT_CONVERT := fonts-noto-cjk fonts-wqy-zenhei fonts-wqy-microhei fonts-arphic-u
 	fonts-humor-sans fonts-breip fonts-femkeklaver fonts-kristi fonts-rufscript fonts-comic-neue \
 	fonts-dejavu-core fonts-liberation2 fonts-smiley-sans fortunes-zh fortunes fortunes-min wamerican
 
-.PHONY: student finetune import-ppocr import-det distill-det bench-pages run deps-runtime deps-test install uninstall arm64-check soak bench bench-accuracy test test-runtime test-toolchain lint model data train export evaluate samples lm lm-tune bench bench-vision clean
+.PHONY: test-unit test-system student finetune import-ppocr import-det distill-det bench-pages run deps-runtime deps-test install uninstall arm64-check soak bench bench-accuracy test test-runtime test-toolchain lint model data train export evaluate samples lm lm-tune bench bench-vision clean
 
 # Install Debian packages only when root and only those missing (idempotent, quiet when done).
 define apt_install
@@ -30,11 +30,11 @@ $(VENV)/.done: requirements/runtime.txt requirements/dev.txt pyproject.toml
 	$(PY) -m pip install -q --no-deps -e .
 	touch $@
 
-$(CVENV)/.done: requirements/convert.txt requirements/runtime.txt
+$(CVENV)/.done: requirements/toolchain.txt requirements/runtime.txt
 	$(call apt_install,$(APT_CONVERT))
 	$(PYTHON) -m venv $(CVENV)
 	$(CPY) -m pip install -q --upgrade pip
-	$(CPY) -m pip install -q -r requirements/convert.txt
+	$(CPY) -m pip install -q -r requirements/toolchain.txt
 	$(CPY) -m pip install -q --no-deps tf_keras==2.21.0 handright==8.2.0
 	touch $@
 
@@ -78,34 +78,40 @@ endef
 
 test: test-runtime test-toolchain lint
 
-test-runtime: $(VENV)/.done deps-test
-	$(call pytest,$(PY),tests --ignore=tests/toolchain)
+# tests/unit: fast, in-process; tests/system: a real mosquitto, real daemons, browsers, systemd files.
+test-runtime: test-unit test-system
+
+test-unit: $(VENV)/.done
+	$(call pytest,$(PY),tests/unit)
+
+test-system: $(VENV)/.done deps-test
+	$(call pytest,$(PY),tests/system)
 
 test-toolchain: $(CVENV)/.done $(CVENV)/.import $(CVENV)/.teacher
 	$(call pytest,$(CPY),tests/toolchain)
 
 lint: $(VENV)/.done
-	$(VENV)/bin/ruff check edge_ocr convert tests firmware_config
+	$(VENV)/bin/ruff check edge_ocr toolchain tests firmware_config
 
 # ---- host toolchain: re-create the shipped model (hours on 2 CPU cores; see models/MODEL_CARD.md)
 STEPS ?= 3000
 TRAIN_LINES ?= 120000
 data: $(CVENV)/.done
-	$(CPY) -m convert.dataset --split test --count 3000 --out data/test
-	$(CPY) -m convert.dataset --split val --count 2000 --out data/val
-	$(CPY) -m convert.dataset --split train --count $(TRAIN_LINES) --out data/train
+	$(CPY) -m toolchain.synth.dataset --split test --count 3000 --out data/test
+	$(CPY) -m toolchain.synth.dataset --split val --count 2000 --out data/val
+	$(CPY) -m toolchain.synth.dataset --split train --count $(TRAIN_LINES) --out data/train
 
 train: $(CVENV)/.done
-	LD_PRELOAD=$$(ls /usr/lib/*/libjemalloc.so.2 2>/dev/null | head -1) $(CPY) -m convert.train --data data --run runs/crnn --steps $(STEPS)
+	LD_PRELOAD=$$(ls /usr/lib/*/libjemalloc.so.2 2>/dev/null | head -1) $(CPY) -m toolchain.crnn.train --data data --run runs/crnn --steps $(STEPS)
 
 export: $(CVENV)/.done
-	$(CPY) -m convert.export --run runs/crnn --out models --name crnn_zh_en
+	$(CPY) -m toolchain.crnn.export --run runs/crnn --out models --name crnn_zh_en
 	cp runs/crnn/final.weights.h5 models/crnn_zh_en_float.weights.h5
 	cp runs/crnn/config.json models/crnn_zh_en_float.config.json
 
 DEVSET ?= ../shared/devset
 evaluate: $(CVENV)/.done
-	$(CPY) -m convert.evaluate --split data/test --keras-run runs/crnn --store \
+	$(CPY) -m toolchain.bench.evaluate --split data/test --keras-run runs/crnn --store \
 	  $(if $(wildcard $(DEVSET)/labels.tsv),--devset $(DEVSET)) \
 	  --models models/crnn_zh_en_float.tflite models/crnn_zh_en_int8.tflite --report models/crnn_zh_en.eval.md
 
@@ -113,24 +119,24 @@ model: data train export evaluate
 
 # The float TFLite from the committed float weights (for benchmarks and evaluation; not shipped).
 models/crnn_zh_en_float.tflite: models/crnn_zh_en_float.weights.h5 | $(CVENV)/.done
-	$(CPY) -m convert.export --float-only --weights models/crnn_zh_en_float.weights.h5 \
+	$(CPY) -m toolchain.crnn.export --float-only --weights models/crnn_zh_en_float.weights.h5 \
 	  --config models/crnn_zh_en_float.config.json --out models --name crnn_zh_en
 
 lm: $(CVENV)/.done
-	$(CPY) -m convert.lm --out models/lm_zh_en.npz
+	$(CPY) -m toolchain.crnn.lm --out models/lm_zh_en.npz
 
 lm-tune: $(CVENV)/.done
-	$(CPY) -m convert.lm_tune --report models/lm_zh_en.tune.md $(if $(wildcard $(DEVSET)/labels.tsv),--devset $(DEVSET))
+	$(CPY) -m toolchain.crnn.lm_tune --report models/lm_zh_en.tune.md $(if $(wildcard $(DEVSET)/labels.tsv),--devset $(DEVSET))
 
 # Speed, memory and start-up with the peers (Tesseract, PP-OCRv4/v6 via ONNX Runtime) on the
 # same lines: reports/bench.md + .png + .json. The peers live in the toolchain's environment.
 bench: $(CVENV)/.peers models/crnn_zh_en_float.tflite
-	$(CPY) -m convert.speed_bench --out reports/bench
+	$(CPY) -m toolchain.bench.speed --out reports/bench
 
 # Our model against Tesseract and PP-OCRv4/v6 on the same line crops: the dev set's real lines
 # (when DEVSET exists) and 500 held-out synthetic lines (when rendered): reports/accuracy.md/.png
 bench-accuracy: $(CVENV)/.peers models/crnn_zh_en_float.tflite build/ppocr/ppocrv6_small_float.tflite
-	$(CPY) -m convert.accuracy_bench --split data/test --out reports/accuracy \
+	$(CPY) -m toolchain.bench.accuracy --split data/test --out reports/accuracy \
 	  $(if $(wildcard $(DEVSET)/labels.tsv),--devset $(DEVSET))
 
 $(CVENV)/.peers: requirements/bench.txt | $(CVENV)/.done
@@ -140,32 +146,32 @@ $(CVENV)/.peers: requirements/bench.txt | $(CVENV)/.done
 	touch $@
 
 # The default model: PP-OCRv6 small recognition (in the rapidocr wheel, Apache-2.0) imported to
-# int8 TFLite by convert/onnx_import.py, and its float-vs-int8 parity report. The float model
+# int8 TFLite by toolchain/onnx_import/recognizer.py, and its float-vs-int8 parity report. The float model
 # (21 MB) goes to build/, not into the repository.
 import-ppocr: $(CVENV)/.peers $(CVENV)/.import
-	$(CPY) -m convert.onnx_import --onnx ppocrv6 --name ppocrv6_small --keep zh_en --out models --float-out build/ppocr
-	$(CPY) -m convert.evaluate --split data/test --limit 1000 --store \
+	$(CPY) -m toolchain.onnx_import.recognizer --onnx ppocrv6 --name ppocrv6_small --keep zh_en --out models --float-out build/ppocr
+	$(CPY) -m toolchain.bench.evaluate --split data/test --limit 1000 --store \
 	  $(if $(wildcard $(DEVSET)/labels.tsv),--devset $(DEVSET)) \
 	  --models build/ppocr/ppocrv6_small_float.tflite models/ppocrv6_small_int8.tflite --report models/ppocrv6_small.eval.md
 
 build/ppocr/ppocrv6_small_float.tflite: | $(CVENV)/.peers $(CVENV)/.import
-	$(CPY) -m convert.onnx_import --onnx ppocrv6 --name ppocrv6_small --keep zh_en --out build/ppocr --float-out build/ppocr
+	$(CPY) -m toolchain.onnx_import.recognizer --onnx ppocrv6 --name ppocrv6_small --keep zh_en --out build/ppocr --float-out build/ppocr
 
 # The default text detector: PP-OCRv4 mobile det (in the rapidocr_onnxruntime wheel, Apache-2.0)
-# imported by convert/det_import.py (int8 weights, 1.4 MB); its float model and the PP-OCRv6 small
+# imported by toolchain/onnx_import/detector.py (int8 weights, 1.4 MB); its float model and the PP-OCRv6 small
 # det (for comparison in bench-pages) go to build/.
 import-det: $(CVENV)/.peers $(CVENV)/.import
-	$(CPY) -m convert.det_import --onnx ppocrv4_det --name ppocrv4_det --out models --float-out build/ppocr
-	$(CPY) -m convert.det_import --onnx ppocrv6_det --name ppocrv6_det --out build/ppocr
+	$(CPY) -m toolchain.onnx_import.detector --onnx ppocrv4_det --name ppocrv4_det --out models --float-out build/ppocr
+	$(CPY) -m toolchain.onnx_import.detector --onnx ppocrv6_det --name ppocrv6_det --out build/ppocr
 
 # The default detector (half the teacher's multiply-adds): PP-OCRv4 mobile det's backbone under a new neck
 # and head distilled from the whole teacher on the unlabelled real photos and rendered train-split
 # boards (about 40 minutes on 2 cores; resumable). The dev set only judges it: make bench-pages.
 DISTILL_EPOCHS ?= 16
 distill-det: $(CVENV)/.peers $(CVENV)/.import
-	$(CPY) -m convert.det_distill cache --out build/det_distill
-	$(CPY) -m convert.det_distill train --out build/det_distill --epochs $(DISTILL_EPOCHS)
-	$(CPY) -m convert.det_distill export --out build/det_distill --models models
+	$(CPY) -m toolchain.distill.detector cache --out build/det_distill
+	$(CPY) -m toolchain.distill.detector train --out build/det_distill --epochs $(DISTILL_EPOCHS)
+	$(CPY) -m toolchain.distill.detector export --out build/det_distill --models models
 
 # The CRNN student (about an hour on 2 cores): PP-OCRv6 small's convolutional backbone (frozen),
 # neck convolutions and classifier with their weights, and a BiLSTM in place of its attention,
@@ -174,11 +180,11 @@ distill-det: $(CVENV)/.peers $(CVENV)/.import
 # checkpoints). The dev set only judges it: make bench-accuracy.
 STUDENT_STEPS ?= 4000
 student: $(CVENV)/.import $(CVENV)/.teacher data/test/labels.txt
-	$(CPY) -m convert.rec_distill cache --out build/rec_distill
-	$(CPY) -m convert.rec_distill train --out build/rec_distill --steps $(STUDENT_STEPS)
-	$(CPY) -m convert.rec_distill export --out build/rec_distill --models models
+	$(CPY) -m toolchain.crnn.student cache --out build/rec_distill
+	$(CPY) -m toolchain.crnn.student train --out build/rec_distill --steps $(STUDENT_STEPS)
+	$(CPY) -m toolchain.crnn.student export --out build/rec_distill --models models
 	cp build/rec_distill/curve.png models/crnn_student_zh_en.curve.png
-	$(CPY) -m convert.evaluate --split data/test --limit 1000 --runtimes litert --store \
+	$(CPY) -m toolchain.bench.evaluate --split data/test --limit 1000 --runtimes litert --store \
 	  $(if $(wildcard $(DEVSET)/labels.tsv),--devset $(DEVSET)) \
 	  --models build/rec_distill/crnn_student_zh_en_float.tflite models/crnn_student_zh_en_int8.tflite \
 	  --report models/crnn_student_zh_en.eval.md
@@ -191,11 +197,11 @@ $(error usage: make finetune DATA=folder (line images + labels.tsv: file<TAB>tex
 endif
 endif
 finetune: $(CVENV)/.import $(CVENV)/.teacher
-	$(CPY) -m convert.finetune --data $(DATA) --out build/finetune
+	$(CPY) -m toolchain.crnn.finetune --data $(DATA) --out build/finetune
 
 # The held-out synthetic test split alone (make data renders it with the training split).
 data/test/labels.txt: | $(CVENV)/.done
-	$(CPY) -m convert.dataset --split test --count 3000 --out data/test
+	$(CPY) -m toolchain.synth.dataset --split test --count 3000 --out data/test
 
 # The teacher of the student and of fine-tuning (PP-OCRv6 small rec, inside the rapidocr wheel).
 $(CVENV)/.teacher: | $(CVENV)/.done
@@ -203,13 +209,13 @@ $(CVENV)/.teacher: | $(CVENV)/.done
 	touch $@
 
 build/ppocr/ppocrv4_det_float.tflite: | $(CVENV)/.peers $(CVENV)/.import
-	$(CPY) -m convert.det_import --onnx ppocrv4_det --name ppocrv4_det --out build/ppocr --float-out build/ppocr
+	$(CPY) -m toolchain.onnx_import.detector --onnx ppocrv4_det --name ppocrv4_det --out build/ppocr --float-out build/ppocr
 
 # Every real page of the dev set: edge-ocr (each detector) against RapidOCR PP-OCRv4/v6 det+rec and
 # Tesseract in one run: reports/pages.md + .png, a contact sheet per page in reports/pages/.
 bench-pages: $(CVENV)/.peers build/ppocr/ppocrv4_det_float.tflite
 	@test -f $(DEVSET)/labels.tsv || { echo "bench-pages needs the dev set at DEVSET=$(DEVSET)"; exit 1; }
-	$(CPY) -m convert.page_bench --devset $(DEVSET) --out reports/pages
+	$(CPY) -m toolchain.bench.pages --devset $(DEVSET) --out reports/pages
 
 $(CVENV)/.import: requirements/import.txt | $(CVENV)/.done
 	$(CPY) -m pip install -q -r requirements/import.txt
@@ -217,10 +223,10 @@ $(CVENV)/.import: requirements/import.txt | $(CVENV)/.done
 	touch $@
 
 bench-vision: $(CVENV)/.done
-	$(CPY) -m convert.vision_bench --count 100 --report reports/vision.md
+	$(CPY) -m toolchain.bench.vision --count 100 --report reports/vision.md
 
 samples: $(CVENV)/.done
-	$(CPY) -m convert.samples --out samples/lines
+	$(CPY) -m toolchain.synth.samples --out samples/lines
 
 clean:
 	rm -rf $(VENV) $(CVENV) .pytest_cache .ruff_cache

@@ -11,17 +11,16 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from edge_ocr import __version__
-from edge_ocr.config import DETECTORS, Config, ConfigError, RecognizerConfig
+from edge_ocr import __version__, options, rounding
+from edge_ocr.config import Config, ConfigError, summary
 from edge_ocr.config import load as load_config
-from edge_ocr.contract import ContractError
 from edge_ocr.imageio import ImageError, read_image
-from edge_ocr.interpreter import RuntimeMissingError
-from edge_ocr.page import is_page
-from edge_ocr.reader import build_reader
-from edge_ocr.recognizer import DECODERS
-
-DEFAULT_MODEL = Path(__file__).resolve().parent.parent / RecognizerConfig().model
+from edge_ocr.model.contract import ContractError
+from edge_ocr.model.interpreter import RuntimeMissingError
+from edge_ocr.page.build import build_reader
+from edge_ocr.page.reader import is_page
+from edge_ocr.page.result import PageLine
+from edge_ocr.paths import DEFAULT_MODEL
 
 
 def _write_debug(directory: Path, source: Path, pictures: dict[str, np.ndarray]) -> None:
@@ -83,7 +82,8 @@ def _recognize(args: argparse.Namespace) -> int:
                     print(f"{ln.block}\t{ln.confidence:.3f}\t{ln.text}")
             continue
         result = rec.recognize([image])[0]
-        rows.append({"file": str(path), "mode": "line", **result.to_dict()})
+        line = PageLine.whole(image, result.text, result.confidence, result.char_confidences)
+        rows.append({"file": str(path), "mode": "line", **line.to_dict(), "ms": rounding.ms(result.ms)})
         if not args.json:
             print(f"{path}\t{result.confidence:.3f}\t{result.text}")
     if args.json:
@@ -101,21 +101,31 @@ def _load_config(path: Path | None) -> Config | None:
         return None
 
 
-def _run(args: argparse.Namespace) -> int:
-    from edge_ocr.log import Log, setup
+def _long_running(path: Path | None) -> Config | None:
+    """The configuration of a command that stays up (``run``, ``serve``): loaded, its log level
+    set, and glibc told to give large freed buffers back (a Pi's memory)."""
+    from edge_ocr.log import setup
     from edge_ocr.memory import return_large_buffers
-    from edge_ocr.outbox import OutboxError
-    from edge_ocr.service import Service
 
-    cfg = _load_config(args.config)
+    cfg = _load_config(path)
+    if cfg is not None:
+        setup(cfg.service.log_level)
+        return_large_buffers()
+    return cfg
+
+
+def _run(args: argparse.Namespace) -> int:
+    from edge_ocr.daemon.outbox import OutboxError
+    from edge_ocr.daemon.service import Service
+    from edge_ocr.log import Log
+
+    cfg = _long_running(args.config)
     if cfg is None:
         return 2
-    setup(cfg.service.log_level)
-    return_large_buffers()
     try:
         service = Service(cfg, args.config)
     except (FileNotFoundError, ContractError, RuntimeMissingError, OutboxError, ValueError) as exc:
-        Log("edge_ocr.service").error("start_failed", error=str(exc))
+        Log("edge_ocr.daemon.service").error("start_failed", error=str(exc))
         print(f"edge-ocr: cannot start: {exc}", file=sys.stderr)
         return 2
     service.install_signals()
@@ -123,25 +133,19 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def _config(args: argparse.Namespace) -> int:
-    from edge_ocr.service import config_summary
-
     cfg = _load_config(args.config)
     if cfg is None:
         return 2
-    print(json.dumps(config_summary(cfg), indent=2, ensure_ascii=False))
+    print(json.dumps(summary(cfg), indent=2, ensure_ascii=False))
     return 0
 
 
 def _serve(args: argparse.Namespace) -> int:
-    from edge_ocr.api import build_api
-    from edge_ocr.log import setup
-    from edge_ocr.memory import return_large_buffers
+    from edge_ocr.http.api import build_api
 
-    cfg = _load_config(args.config)
+    cfg = _long_running(args.config)
     if cfg is None:
         return 2
-    setup(cfg.service.log_level)
-    return_large_buffers()
     for key in ("host", "port", "token"):
         if getattr(args, key) is not None:
             setattr(cfg.http, key, getattr(args, key))
@@ -161,7 +165,7 @@ def _serve(args: argparse.Namespace) -> int:
 
 
 def _bench(args: argparse.Namespace) -> int:
-    from edge_ocr.bench import emit, report, run
+    from edge_ocr.tools.bench import emit, report, run
 
     result = run(quick=args.quick)
     if args.json:
@@ -175,7 +179,7 @@ WATCH_FLAGS = ("host", "port", "base_topic", "username", "tls", "ca_file", "cert
 
 
 def _watch(args: argparse.Namespace) -> int:
-    from edge_ocr.watch import watch
+    from edge_ocr.tools.watch import watch
 
     cfg = _load_config(args.config)
     if cfg is None:
@@ -196,25 +200,25 @@ def build_parser() -> argparse.ArgumentParser:
     sub = ap.add_subparsers(dest="command", required=True)
     rec = sub.add_parser("recognize", help="recognise line images or whole frames (board, page)")
     rec.add_argument("images", nargs="+", type=Path, metavar="IMAGE")
-    rec.add_argument("--mode", choices=("auto", "line", "page"), default="auto",
+    rec.add_argument("--mode", choices=options.MODES, default="auto",
                      help="line: the image is one text line; page: find the surface and split lines")
     rec.add_argument("--debug-dir", type=Path, default=None,
                      help="page mode: write the rectified surface and line-box pictures (classical: also "
                           "the flattened and binarised surface)")
     rec.add_argument("--config", type=Path, default=None,
                      help="TOML file: its [vision] and [recognizer] sections (the flags below override them)")
-    rec.add_argument("--detector", choices=DETECTORS, default=None,
+    rec.add_argument("--detector", choices=options.DETECTORS, default=None,
                      help="db: the learned text detector (default); classical: binarise and smear")
-    rec.add_argument("--binarizer", choices=("sauvola", "adaptive"), default=None, help="classical detector only")
+    rec.add_argument("--binarizer", choices=options.BINARIZERS, default=None, help="classical detector only")
     rec.add_argument("--model", type=Path, default=None,
                      help=f"a .tflite with its .json contract beside it (default {DEFAULT_MODEL.name})")
     rec.add_argument("--json", action="store_true", help="print one JSON document for machines")
-    rec.add_argument("--decoder", choices=DECODERS, default=None)
+    rec.add_argument("--decoder", choices=options.DECODERS, default=None)
     rec.add_argument("--beam-width", type=int, default=None)
     rec.add_argument("--lm", type=Path, default=None, help="character bigram LM (.npz) used by --decoder beam")
     rec.add_argument("--lm-weight", type=float, default=None)
     rec.add_argument("--threads", type=int, default=None)
-    rec.add_argument("--runtime", choices=("auto", "litert", "tflite"), default=None)
+    rec.add_argument("--runtime", choices=options.RUNTIMES, default=None)
     rec.add_argument("--no-xnnpack", action="store_true",
                      help="builtin int8 kernels: slower, bit-exact across runtimes (also EDGE_OCR_XNNPACK=0)")
     rec.set_defaults(func=_recognize)

@@ -18,6 +18,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, get_type_hints
 
+from edge_ocr import options
+
 ENV_PREFIX = "EDGE_OCR_"
 
 
@@ -56,9 +58,6 @@ class CaptureConfig:
             raise ConfigError("capture.source: must not be empty (use 'auto')")
 
 
-DETECTORS = ("db", "classical")
-
-
 @dataclass
 class VisionConfig:
     fixed_region: list = field(default_factory=list)  # 4 corners [[x, y], …], fractions or pixels; empty: detect
@@ -81,8 +80,8 @@ class VisionConfig:
                 ok = False
             if not ok:
                 raise ConfigError(f"vision.fixed_region: expected 4 corners [[x, y], …], got {self.fixed_region!r}")
-        _choice("vision.binarizer", self.binarizer, ("sauvola", "adaptive"))
-        _choice("vision.detector", self.detector, DETECTORS)
+        _choice("vision.binarizer", self.binarizer, options.BINARIZERS)
+        _choice("vision.detector", self.detector, options.DETECTORS)
         if self.detector_side and self.detector_side < 128:
             raise ConfigError(f"vision.detector_side: 0 (the model's default) or ≥ 128, got {self.detector_side}")
         for key in ("box_thresh", "min_confidence"):
@@ -108,8 +107,8 @@ class RecognizerConfig:
 
     def validate(self) -> None:
         _positive("recognizer.threads", self.threads)
-        _choice("recognizer.runtime", self.runtime, ("auto", "litert", "tflite"))
-        _choice("recognizer.decoder", self.decoder, ("greedy", "beam"))
+        _choice("recognizer.runtime", self.runtime, options.RUNTIMES)
+        _choice("recognizer.decoder", self.decoder, options.DECODERS)
         _positive("recognizer.beam_width", self.beam_width)
         _positive("recognizer.cache_size", self.cache_size)
 
@@ -148,7 +147,7 @@ class MqttConfig:
     def validate(self) -> None:
         if not 1 <= self.port <= 65535:
             raise ConfigError(f"mqtt.port: expected an integer from 1 to 65535, got {self.port}")
-        _choice("mqtt.protocol", self.protocol, ("auto", "5", "3.1.1"))
+        _choice("mqtt.protocol", self.protocol, options.MQTT_PROTOCOLS)
         if self.keepalive < 5:
             raise ConfigError(f"mqtt.keepalive: must be at least 5 seconds, got {self.keepalive}")
         for key in ("ca_file", "cert_file", "key_file"):
@@ -347,3 +346,11 @@ def _choice(key: str, value: str, options: tuple[str, ...]) -> None:
     if value not in options:
         raise ConfigError(f"{key}: must be one of {', '.join(options)}; got {value!r}")
 
+
+def summary(cfg: Config) -> dict:
+    """The configuration as a dict with secrets masked (for ``edge-ocr config``)."""
+    doc = dataclasses.asdict(cfg)
+    for section, key in (("mqtt", "password"), ("http", "token")):
+        if doc[section][key]:
+            doc[section][key] = "***"
+    return doc

@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
-import csv
 import sys
 from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parent.parent
-# The default model (PP-OCRv6 small imported by convert.onnx_import), the CRNN student distilled
-# from it (convert.rec_distill) and our first CRNN: all three ship.
+from edge_ocr.labels import read_labels
+from edge_ocr.paths import ROOT
+
+# The default model (PP-OCRv6 small imported by toolchain.onnx_import.recognizer), the CRNN student distilled
+# from it (toolchain.crnn.student) and our first CRNN: all three ship.
 MODEL = ROOT / "models" / "ppocrv6_small_int8.tflite"
 CRNN = ROOT / "models" / "crnn_zh_en_int8.tflite"
 STUDENT = ROOT / "models" / "crnn_student_zh_en_int8.tflite"
@@ -36,8 +37,7 @@ def shipped(request: pytest.FixtureRequest) -> Path:
 
 @pytest.fixture(scope="session")
 def samples() -> list[tuple[Path, str]]:
-    with (SAMPLES / "labels.tsv").open(encoding="utf-8") as f:
-        return [(SAMPLES / row["file"], row["text"]) for row in csv.DictReader(f, delimiter="\t")]
+    return [(SAMPLES / row["file"], row["text"]) for row in read_labels(SAMPLES)]
 
 
 @pytest.fixture

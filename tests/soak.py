@@ -24,9 +24,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from edge_ocr.paths import ROOT
 from tests.broker import Broker, Subscriber
-
-ROOT = Path(__file__).resolve().parent.parent
 
 
 def proc_stats(pid: int) -> dict[str, float]:

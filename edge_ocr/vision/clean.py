@@ -1,6 +1,6 @@
 """Clean a rectified surface: ink map, flattened light, local binarisation without ruled lines.
 
-Measured choice of binariser: see ``convert/vision_bench.py`` (Sauvola vs OpenCV's adaptive
+Measured choice of binariser: see ``toolchain/bench/vision.py`` (Sauvola vs OpenCV's adaptive
 Gaussian threshold on synthesised scenes); ``binarize`` uses the winner.
 """
 

@@ -16,18 +16,8 @@ import cv2
 import numpy as np
 import pyclipper
 
+from edge_ocr.model.contract import DBParams
 from edge_ocr.vision.surface import order_corners
-
-
-@dataclass(frozen=True)
-class DBParams:
-    """Post-processing settings (PaddleOCR's defaults for its PP-OCR detectors)."""
-
-    thresh: float = 0.3  # probability above which a pixel is text
-    box_thresh: float = 0.5  # mean probability a region needs to count as text
-    unclip_ratio: float = 1.6
-    min_size: float = 3.0  # shorter side, map pixels, below which a region is noise
-    max_candidates: int = 1000
 
 
 @dataclass(frozen=True)
@@ -74,7 +64,10 @@ def unclip(quad: np.ndarray, ratio: float) -> np.ndarray:
     return np.asarray(max(grown, key=len), np.float32)
 
 
-def boxes_from_probability(prob: np.ndarray, params: DBParams = DBParams()) -> list[TextBox]:
+PADDLE_DEFAULTS = DBParams()
+
+
+def boxes_from_probability(prob: np.ndarray, params: DBParams = PADDLE_DEFAULTS) -> list[TextBox]:
     """Text boxes in the map's own pixels from a (H, W) probability map in 0..1."""
     bitmap = (prob > params.thresh).astype(np.uint8)
     bitmap = cv2.dilate(bitmap, np.ones((2, 2), np.uint8))  # PaddleOCR's use_dilation

@@ -1,4 +1,4 @@
-"""A learned text detector (DB, e.g. PaddleOCR's PP-OCR det imported by ``convert.det_import``):
+"""A learned text detector (DB, e.g. PaddleOCR's PP-OCR det imported by ``toolchain.onnx_import.detector``):
 image → probability map → rotated text boxes in image pixels.
 
 The model has a fixed input (its contract gives height × width, normalisation and colour
@@ -17,8 +17,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from edge_ocr.contract import DetectorContract
-from edge_ocr.interpreter import TFLiteModel
+from edge_ocr.model.contract import DetectorContract
+from edge_ocr.model.interpreter import TFLiteModel
 from edge_ocr.vision.db import DBParams, TextBox, boxes_from_probability
 from edge_ocr.vision.surface import shrink
 

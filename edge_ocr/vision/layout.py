@@ -22,7 +22,7 @@ import numpy as np
 from edge_ocr.vision.db import TextBox
 from edge_ocr.vision.lines import LineRegion, connected_groups, reading_order
 
-# Chosen on the whole real dev set (convert.page_bench): a gap of 1.2 heights joined columns of
+# Chosen on the whole real dev set (toolchain.bench.pages): a gap of 1.2 heights joined columns of
 # a 4-column board (page CER 0.116 → 0.098 at 0.8); 0.4 split lines of a sparse board.
 GAP = 0.8  # largest gap along the line, in line heights, that still joins two boxes
 ACROSS = 0.45  # how far (line heights) a box's centre may sit off the other's axis

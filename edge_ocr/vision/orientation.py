@@ -4,7 +4,7 @@ columns of Chinese.
 The page's turn ``k`` (quarter turns counter-clockwise that make it upright, as
 ``np.rot90``) is found once per page: box shapes say whether the lines run across (k = 0 or 2)
 or down (k = 1 or 3, or vertical writing), and the recogniser's confidence on a few long
-lines read each way decides between the rest (``edge_ocr.page.PageReader`` runs that vote).
+lines read each way decides between the rest (``edge_ocr.page.reader.PageReader`` runs that vote).
 Line boxes are then grouped and ordered in the upright page's coordinates and mapped back,
 corners in the upright text's order, so that a perspective crop of a box is upright text.
 

@@ -16,7 +16,7 @@ ort = pytest.importorskip("onnxruntime")
 
 from onnx import TensorProto, helper, numpy_helper  # noqa: E402
 
-from convert import det_distill as dd  # noqa: E402
+from toolchain.distill import detector as dd  # noqa: E402
 
 
 def tiny_backbone() -> onnx.ModelProto:
@@ -67,7 +67,7 @@ def test_composed_detector_is_backbone_then_head(composed: dict) -> None:
 
 
 def test_composed_detector_uses_only_ops_xnnpack_runs(composed: dict) -> None:
-    from convert.export import audit
+    from toolchain.crnn.export import audit
 
     path = Path(composed["dir"]) / "tiny.tflite"
     path.write_bytes(composed["tflite"])

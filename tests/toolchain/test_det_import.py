@@ -14,8 +14,8 @@ ort = pytest.importorskip("onnxruntime")
 
 from onnx import TensorProto, helper, numpy_helper  # noqa: E402
 
-from convert import det_import as di  # noqa: E402
-from convert import onnx_import as oi  # noqa: E402
+from toolchain.onnx_import import detector as di  # noqa: E402
+from toolchain.onnx_import import recognizer as oi  # noqa: E402
 
 H, W = 64, 96
 
@@ -56,7 +56,7 @@ def imported(tmp_path_factory: pytest.TempPathFactory) -> dict:
 
 
 def test_shape_one_constants_become_scalars_and_leave_no_transposes(imported: dict, tmp_path: Path) -> None:
-    from convert.export import audit
+    from toolchain.crnn.export import audit
 
     assert imported["scalars"] == 2
     path = tmp_path / "tiny_det_float.tflite"

@@ -14,17 +14,17 @@ import cv2
 import numpy as np
 import pytest
 
-from convert.labels import LabelsError, read_labels
+from edge_ocr.labels import LabelsError, read_labels
+from edge_ocr.paths import ROOT
 
-ROOT = Path(__file__).resolve().parents[2]
 STUDENT = ROOT / "models" / "crnn_student_zh_en_int8.tflite"
 
 
 def write_folder(folder: Path, count: int, seed: int = 3) -> list[str]:
     """``count`` rendered test-split lines (fonts and texts training never saw) as PNGs + labels.tsv."""
-    from convert.corpus import Corpus
-    from convert.render import LineRenderer
-    from edge_ocr.charset import Charset
+    from edge_ocr.recognition.charset import Charset
+    from toolchain.synth.corpus import Corpus
+    from toolchain.synth.render import LineRenderer
 
     renderer = LineRenderer("test", Corpus.load("test", Charset.load(ROOT / "models" / "charset_zh_en.txt")),
                             seed, height=48, max_width=480)
@@ -55,7 +55,8 @@ def test_fine_tuning_learns_the_lines_and_reports_before_and_after(tmp_path: Pat
         pytest.fail(f"{STUDENT} missing: the shipped student is what fine-tuning starts from")
     write_folder(tmp_path / "mine", 24)
     out = tmp_path / "out"
-    r = subprocess.run([sys.executable, "-m", "convert.finetune", "--data", str(tmp_path / "mine"), "--out", str(out),
+    r = subprocess.run([sys.executable, "-m", "toolchain.crnn.finetune",
+                        "--data", str(tmp_path / "mine"), "--out", str(out),
                         "--steps", "40", "--batch", "8", "--replay", "16", "--views", "2", "--calib", "16"],
                        cwd=ROOT, capture_output=True, text=True, timeout=1200)
     assert r.returncode == 0, r.stderr[-3000:]
@@ -67,7 +68,7 @@ def test_fine_tuning_learns_the_lines_and_reports_before_and_after(tmp_path: Pat
     figures = [float(x) for x in re.findall(r"\| (\d\.\d{4}) \|", card)]
     assert len(figures) == 2, card  # before and after, on the held-out lines
 
-    from edge_ocr.recognizer import Recognizer
+    from edge_ocr.recognition.recognizer import Recognizer
 
     rec = Recognizer(model, num_threads=1)
     line = cv2.imread(str(tmp_path / "mine" / "line_000.png"))

@@ -14,7 +14,7 @@ ort = pytest.importorskip("onnxruntime")
 
 from onnx import TensorProto, helper, numpy_helper  # noqa: E402
 
-from convert import onnx_import as oi  # noqa: E402
+from toolchain.onnx_import import recognizer as oi  # noqa: E402
 
 SYMBOLS = ["a", "b", "c", "d"]
 
@@ -124,7 +124,7 @@ def test_float_tflite_matches_onnx_runtime_at_any_width(imported: dict, width: i
 
 
 def test_int8_models_are_integer_where_asked_and_close_to_float(imported: dict, tmp_path: Path) -> None:
-    from convert.export import audit
+    from toolchain.crnn.export import audit
 
     x = np.random.default_rng(7).uniform(-1, 1, (1, 48, 160, 3)).astype(np.float32)
     ref = _tflite(imported["float"], x)

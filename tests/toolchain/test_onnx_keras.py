@@ -14,7 +14,7 @@ pytest.importorskip("tf_keras")
 
 from onnx import TensorProto, helper, numpy_helper  # noqa: E402
 
-from convert.onnx_keras import UnsupportedOpError, rebuild  # noqa: E402
+from toolchain.onnx_import.keras_rebuild import UnsupportedOpError, rebuild  # noqa: E402
 
 
 def backbone_like(erf_op: str = "Erf") -> onnx.ModelProto:

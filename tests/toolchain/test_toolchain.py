@@ -13,13 +13,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from convert.corpus import Corpus
-from convert.dataset import load_split, render_split
-from convert.fonts import fonts_for
-from convert.render import LineRenderer
-from edge_ocr.charset import Charset
+from edge_ocr.paths import ROOT
+from edge_ocr.recognition.charset import Charset
+from toolchain.synth.corpus import Corpus
+from toolchain.synth.dataset import load_split, render_split
+from toolchain.synth.fonts import fonts_for
+from toolchain.synth.render import LineRenderer
 
-ROOT = Path(__file__).resolve().parents[2]
 CHARSET = ROOT / "models" / "charset_zh_en.txt"
 TINY = ["--batch", "8", "--channels", "8,8,16,16,16,16", "--lstm-units", "16", "--eval-every", "3",
         "--val-limit", "16", "--lr", "0.001", "--seed", "0"]
@@ -58,7 +58,8 @@ def test_rendered_lines_are_normalised_and_labelled(charset: Charset) -> None:
 
 
 def _train(data: Path, run: Path, steps: int) -> subprocess.Popen:
-    cmd = [sys.executable, "-m", "convert.train", "--data", str(data), "--run", str(run), "--steps", str(steps), *TINY]
+    cmd = [sys.executable, "-m", "toolchain.crnn.train", "--data", str(data), "--run", str(run),
+           "--steps", str(steps), *TINY]
     return subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
 
 
@@ -98,7 +99,8 @@ def test_int8_export_is_fully_integer_and_runs_on_the_device_runtime(tiny_data: 
     models = tmp_path / "models"
     models.mkdir()
     (models / "charset_zh_en.txt").write_bytes(CHARSET.read_bytes())
-    r = subprocess.run([sys.executable, "-m", "convert.export", "--run", str(run), "--data", str(tiny_data / "train"),
+    r = subprocess.run([sys.executable, "-m", "toolchain.crnn.export", "--run", str(run),
+                        "--data", str(tiny_data / "train"),
                         "--calib", "16", "--out", str(models), "--name", "tiny"], cwd=ROOT, capture_output=True,
                        text=True, timeout=900)
     assert r.returncode == 0, r.stderr[-3000:]
@@ -110,7 +112,7 @@ def test_int8_export_is_fully_integer_and_runs_on_the_device_runtime(tiny_data: 
     text = (models / "tiny_int8.audit.md").read_text()
     assert "| CONV_2D | int8, int8, int32 | int8 |" in text
 
-    from edge_ocr.recognizer import Recognizer
+    from edge_ocr.recognition.recognizer import Recognizer
 
     images, widths, _ = load_split(tiny_data / "val")
     rec = Recognizer(models / "tiny_int8.tflite")
@@ -119,10 +121,10 @@ def test_int8_export_is_fully_integer_and_runs_on_the_device_runtime(tiny_data: 
 
 
 def test_page_reader_finds_the_lines_of_synthesised_scenes() -> None:
-    from convert.scenes import SceneRenderer
-    from edge_ocr.document import match_boxes
-    from edge_ocr.page import PageReader
-    from edge_ocr.recognizer import Recognizer
+    from edge_ocr.page.diff import match_boxes
+    from edge_ocr.page.reader import PageReader
+    from edge_ocr.recognition.recognizer import Recognizer
+    from toolchain.synth.scenes import SceneRenderer
 
     reader = PageReader(Recognizer(ROOT / "models" / "crnn_zh_en_int8.tflite"), cache_size=1)
     scenes = SceneRenderer("test", seed=5, charset_path=str(CHARSET))

@@ -1,1 +1,0 @@
-"""Host toolchain: synthetic lines, the CRNN, training, evaluation and int8 export."""

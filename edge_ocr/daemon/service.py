@@ -1,0 +1,200 @@
+"""The daemon: capture → gate → vision/recognise → page diff → delivery (outbox → MQTT, stdout, web).
+
+One loop on the main thread; MQTT sending and the systemd watchdog run beside it. Signals
+only set flags: SIGTERM/SIGINT stop (the outbox is drained for ``service.drain_timeout_s``),
+SIGHUP reloads the configuration (an invalid file is reported and the old one kept).
+"""
+
+from __future__ import annotations
+
+import signal
+import threading
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from edge_ocr import config as config_mod
+from edge_ocr.config import Config, ConfigError
+from edge_ocr.daemon import systemd
+from edge_ocr.daemon.capture import Capture, make_camera
+from edge_ocr.daemon.delivery import Delivery
+from edge_ocr.daemon.gate import Gate
+from edge_ocr.daemon.health import Health
+from edge_ocr.http.api import build_api
+from edge_ocr.imageio import ImageError, to_bgr8
+from edge_ocr.log import Log, setup
+from edge_ocr.page.build import build_reader
+from edge_ocr.page.diff import reconcile
+from edge_ocr.page.result import PageLine
+
+log = Log("edge_ocr.daemon.service")
+
+
+class Service:
+    """The loop (capture → gate → read → diff → delivery), configuration reload and signals; the
+    output side is :class:`Delivery`, the health :class:`Health`."""
+
+    def __init__(self, cfg: Config, config_path: str | Path | None = None) -> None:
+        self.cfg, self.config_path = cfg, config_path
+        self.stop = threading.Event()
+        self._capture_stop = threading.Event()
+        self._reload = threading.Event()
+        self._capture_now = threading.Event()
+        self._http_stop = threading.Event()
+        self.watchdog = systemd.Watchdog()
+        self.reader = build_reader(cfg)
+        self.gate = Gate(cfg.gate)
+        self.health = Health(cfg.device.id, self.reader.recognizer.contract.id)
+        self.delivery = Delivery(cfg, self.health, self._command)
+        self.api = build_api(cfg.http, build_reader(cfg), self.health, self.delivery.latest) if cfg.http.enabled \
+            else None
+        self._lines: list[PageLine] | None = None
+        self._previous_image: np.ndarray | None = None
+
+    # -- control -------------------------------------------------------------------------
+
+    def _command(self, command: str) -> None:
+        if command == "capture":
+            self._capture_now.set()
+        elif command == "reload":
+            self._reload.set()
+
+    def request_stop(self, *_: object) -> None:
+        self.stop.set()
+        self._capture_stop.set()
+
+    def request_reload(self, *_: object) -> None:
+        self._reload.set()
+
+    def install_signals(self) -> None:
+        signal.signal(signal.SIGTERM, self.request_stop)
+        signal.signal(signal.SIGINT, self.request_stop)
+        signal.signal(signal.SIGHUP, self.request_reload)
+
+    def _apply_reload(self) -> None:
+        self._reload.clear()
+        if self.config_path is None:
+            log.warning("reload_ignored", reason="no configuration file")
+            return
+        try:
+            new = config_mod.load(self.config_path)
+        except ConfigError as exc:
+            log.error("reload_failed", error=str(exc), kept="previous configuration")
+            return
+        old, self.cfg = self.cfg, new
+        setup(new.service.log_level)
+        if (new.recognizer, new.vision) != (old.recognizer, old.vision):
+            self.reader = build_reader(new)
+            self.health.model = self.reader.recognizer.contract.id
+        if new.gate != old.gate:
+            self.gate = Gate(new.gate)
+        if new.capture != old.capture:
+            self._capture_stop.set()  # the capture loop reopens with the new source
+        if (new.mqtt, new.device, new.outbox, new.service) != (old.mqtt, old.device, old.outbox, old.service):
+            self.delivery.reconfigure(new)
+        log.info("reloaded", config=str(self.config_path))
+
+    # -- main loop -----------------------------------------------------------------------
+
+    def run(self) -> int:
+        """Run until stopped or a finite source ends; returns the process exit code."""
+        self.delivery.start()
+        if self.api is not None:
+            threading.Thread(target=self.api.serve, args=(self._http_stop,), name="http", daemon=True).start()
+        self.watchdog.start()
+        systemd.notify("READY=1\nSTATUS=watching " + self.cfg.capture.source)
+        log.info("started", device=self.cfg.device.id, source=self.cfg.capture.source,
+                 model=self.reader.recognizer.contract.id, outbox=str(self.cfg.outbox_path),
+                 outbox_depth=self.delivery.outbox.depth())
+        try:
+            while not self.stop.is_set():
+                self._capture_stop.clear()
+                camera = make_camera(self.cfg.capture)
+                capture = Capture(camera, self.cfg.capture.fps, self.cfg.capture.retry_max_s, self._capture_stop,
+                                  on_fault=self._camera_fault, on_recover=self._camera_back, tick=self._tick,
+                                  on_bad_frame=self._bad_frame)
+                log.info("capture_open", camera=camera.name)
+                for frame in capture.frames():
+                    self._on_frame(frame.image, frame.seq, frame.ts, frame.still)
+                if not self._capture_stop.is_set():
+                    log.info("end_of_stream", camera=camera.name, frames=capture.seq)
+                    break
+        finally:
+            self._shutdown()
+        return 0
+
+    def _tick(self) -> None:
+        self.watchdog.progress()
+        if self._reload.is_set():
+            self._apply_reload()
+        self.delivery.tick()
+
+    def _camera_fault(self, message: str) -> None:
+        self.health.camera_fault = message
+        log.error("camera_fault", error=message)
+        systemd.notify(f"STATUS=camera fault: {message}")
+        self.delivery.send_health(force=True)
+
+    def _camera_back(self) -> None:
+        self.health.camera_fault = None
+        log.info("camera_recovered")
+        systemd.notify("STATUS=watching " + self.cfg.capture.source)
+        self.delivery.send_health(force=True)
+
+    def _bad_frame(self, message: str, seq: int | None = None) -> None:
+        """An input that could not be used: logged and counted, the daemon goes on."""
+        self.health.count("frame_errors")
+        log.error("frame_rejected", **({"frame": seq} if seq is not None else {}), error=message)
+
+    def _on_frame(self, image: np.ndarray, seq: int, ts: float, still: bool = False) -> None:
+        """One frame through gate, reader, diff and delivery. A ``still`` (a photo of its own, from
+        a folder) is read once as it is: no motion to wait for, no averaging with the one before,
+        and the reader forgets the last photo's board outline and turn."""
+        self.health.count("frames_seen")
+        self.health.last_frame_ts = ts
+        try:
+            image = to_bgr8(image)  # a camera may hand over anything: odd shapes, types, channels
+        except ImageError as exc:
+            self._bad_frame(str(exc), seq)
+            return
+        if self._capture_now.is_set() or still:
+            self._capture_now.clear()
+            self.gate.force()
+        decision = self.gate.check(image)
+        previous, self._previous_image = self._previous_image, image
+        if not decision.recognise:
+            log.debug("frame_skipped", frame=seq, reason=decision.reason, motion=decision.motion,
+                      change=decision.change)
+            return
+        if still:
+            self.reader.reset()
+        elif decision.reason in ("changed", "first") and previous is not None and previous.shape == image.shape:
+            # The gate found the scene still: the mean of the last two frames halves the sensor
+            # noise's variance, which otherwise makes a stroke at the detector's threshold come
+            # and go between frames (a line "added" then "removed" on a real board video).
+            image = cv2.addWeighted(previous, 0.5, image, 0.5, 0)
+        try:
+            page = self.reader.read(image)
+        except ImageError as exc:
+            self._bad_frame(str(exc), seq)
+            return
+        self.gate.accept()
+        cached = sum(ln.cached for ln in page.lines)
+        self.health.count("frames_recognised")
+        self.health.count("lines_cached", cached)
+        self.health.count("lines_recognised", len(page.lines) - cached)
+        self.health.recognise_ms.observe(page.timings_ms["total"])
+        page.lines, events = reconcile(self._lines or [], page.lines)
+        if self._lines is not None and not events and decision.reason != "forced":
+            log.debug("page_unchanged", frame=seq, lines=len(page.lines))
+            return
+        self.delivery.publish(page, events, seq, ts)
+        self._lines = page.lines
+
+    def _shutdown(self) -> None:
+        systemd.notify("STOPPING=1")
+        self._http_stop.set()
+        self.watchdog.stop()
+        left = self.delivery.stop(self.cfg.service.drain_timeout_s)
+        log.info("stopped", outbox_left=left, **self.health.counters)

@@ -1,0 +1,42 @@
+"""The one place a page reader is built from the configuration: recogniser, detector and
+vision settings. The CLI, the daemon, ``serve``/the API and the benchmarks all call
+:func:`build_reader`, so a ``[vision]`` or ``[recognizer]`` choice reaches every entry point."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+
+from edge_ocr.config import Config, RecognizerConfig, VisionConfig
+from edge_ocr.page.reader import PageReader
+from edge_ocr.paths import resolve
+from edge_ocr.recognition.recognizer import Recognizer
+from edge_ocr.vision.detector import TextDetector
+
+
+def build_recognizer(r: RecognizerConfig) -> Recognizer:
+    return Recognizer(resolve(r.model), num_threads=r.threads, runtime=r.runtime, decoder=r.decoder,
+                      beam_width=r.beam_width, lm=resolve(r.lm) if r.lm else None, lm_weight=r.lm_weight,
+                      xnnpack=r.xnnpack)
+
+
+def build_detector(v: VisionConfig, threads: int = 1, runtime: str = "auto") -> TextDetector | None:
+    """The configured text detector, or None for the classical splitter."""
+    if v.detector != "db":
+        return None
+    detector = TextDetector(resolve(v.detector_model), num_threads=threads, runtime=runtime,
+                            max_side=v.detector_side or None, enhance=v.enhance_contrast)
+    changes = {k: getattr(v, k) for k in ("box_thresh", "unclip_ratio") if getattr(v, k)}
+    if changes:
+        detector.params = dataclasses.replace(detector.params, **changes)
+    return detector
+
+
+def build_reader(cfg: Config, recognizer: Recognizer | None = None, cache_size: int | None = None) -> PageReader:
+    """A page reader as ``cfg`` says; ``recognizer`` shares an already loaded one."""
+    r, v = cfg.recognizer, cfg.vision
+    rec = recognizer or build_recognizer(r)
+    region = np.asarray(v.fixed_region, np.float32) if v.fixed_region else None
+    return PageReader(rec, region, v.binarizer, cache_size or r.cache_size, v.analysis_side,
+                      build_detector(v, r.threads, r.runtime), v.min_confidence)

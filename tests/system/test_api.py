@@ -1,0 +1,237 @@
+"""The REST API over a real socket: every endpoint, bad inputs, a token, 20 concurrent requests,
+and the daemon's live state."""
+
+from __future__ import annotations
+
+import base64
+import http.client
+import json
+import struct
+import threading
+import time
+import uuid
+import zlib
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from edge_ocr import config as config_mod
+from edge_ocr.config import Config, HttpConfig
+from edge_ocr.daemon.service import Service
+from edge_ocr.http.api import Api, build_api
+from edge_ocr.page.build import build_reader
+from edge_ocr.page.diff import comparable
+from tests.broker import free_port
+from tests.render import BOARD_AFTER, BOARD_BEFORE, edited_board
+from tests.unit.test_page import _board
+
+
+def _start(api: Api) -> threading.Event:
+    stop = threading.Event()
+    threading.Thread(target=api.serve, args=(stop,), daemon=True).start()
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        try:
+            http.client.HTTPConnection("127.0.0.1", api.cfg.port, timeout=1).request("GET", "/openapi.json")
+            return stop
+        except OSError:
+            time.sleep(0.05)
+    raise RuntimeError("API did not start")
+
+
+@pytest.fixture(scope="module")
+def api():
+    a = build_api(HttpConfig(port=free_port(), max_body_mb=2.0), build_reader(Config()))
+    stop = _start(a)
+    yield a
+    stop.set()
+
+
+def call(port: int, method: str, path: str, body: bytes | None = None, headers: dict | None = None):
+    c = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+    c.request(method, path, body=body, headers=headers or {})
+    r = c.getresponse()
+    data = r.read()
+    ctype = r.getheader("Content-Type", "")
+    return r.status, (json.loads(data) if ctype.startswith("application/json") else data), r
+
+
+def multipart(data: bytes, name: str = "line.png", field: str = "image") -> tuple[bytes, dict]:
+    b = uuid.uuid4().hex
+    body = (f"--{b}\r\nContent-Disposition: form-data; name=\"{field}\"; filename=\"{name}\"\r\n"
+            f"Content-Type: application/octet-stream\r\n\r\n").encode() + data + f"\r\n--{b}--\r\n".encode()
+    return body, {"Content-Type": f"multipart/form-data; boundary={b}"}
+
+
+def png_header(w: int, h: int) -> bytes:
+    ihdr = struct.pack(">IIBBBBB", w, h, 8, 2, 0, 0, 0)
+    return (b"\x89PNG\r\n\x1a\n" + struct.pack(">I", 13) + b"IHDR" + ihdr
+            + struct.pack(">I", zlib.crc32(b"IHDR" + ihdr)))
+
+
+def test_line_upload_matches_the_recogniser(api: Api, samples) -> None:
+    path, _ = samples[0]
+    status, doc, _ = call(api.cfg.port, "POST", "/api/ocr", *multipart(path.read_bytes()))
+    assert status == 200 and doc["success"] and doc["mode"] == "line"
+    expected = api.reader.recognizer.recognize([cv2.imread(str(path))])[0].text
+    assert doc["text"] == expected == doc["lines"][0]["text"] and len(doc["lines"][0]["box"]) == 4
+    assert doc["processing_time_ms"] > 0 and doc["model"] == "ppocrv6_small_int8"
+
+
+def test_page_as_base64_json(api: Api, samples) -> None:
+    frame, labels = _board(samples)
+    buf = cv2.imencode(".jpg", frame)[1]
+    body = json.dumps({"image_base64": "data:image/jpeg;base64," + base64.b64encode(buf).decode()}).encode()
+    status, doc, _ = call(api.cfg.port, "POST", "/api/ocr?mode=page", body, {"Content-Type": "application/json"})
+    assert status == 200 and doc["mode"] == "page" and len(doc["lines"]) == len(labels)
+    assert doc["text"].count("\n") == len(labels) - 1
+
+
+@pytest.mark.parametrize(("body", "ctype", "status", "words"), [
+    (b"hello, not an image", "multipart", 415, "not a decodable"),
+    (b"\xff\xd8\xff\xe0\x00\x10JFIF\x00" + b"\x00" * 40, "multipart", 415, "not a decodable"),
+    (png_header(64, 64)[:20], "multipart", 415, "not a decodable"),
+    (b"", "multipart", 415, "empty"),
+    (png_header(100_000, 100_000), "multipart", 413, "too large"),
+    (b"{not json", "application/json", 400, "not valid JSON"),
+    (b'{"image": "x"}', "application/json", 400, "image_base64"),
+    (b'{"image_base64": "@@@"}', "application/json", 400, "not valid base64"),
+    (b"raw bytes", "application/octet-stream", 415, "multipart/form-data"),
+    (b"x" * 2_100_000, "multipart", 413, "exceeds"),
+    (b"\x00\x00\x00\x18ftypheic\x00\x00\x00\x00mif1heic" + b"\x00" * 40, "multipart", 415,
+     "HEIC/HEIF images are not supported; an iPhone photo?"),
+])
+def test_bad_inputs_get_clear_4xx(api: Api, body: bytes, ctype: str, status: int, words: str) -> None:
+    if ctype == "multipart":
+        body, headers = multipart(body)
+    else:
+        headers = {"Content-Type": ctype}
+    got, doc, _ = call(api.cfg.port, "POST", "/api/ocr", body, headers)
+    assert got == status and doc["success"] is False and words in doc["error"], doc
+
+
+def _png(image: np.ndarray) -> bytes:
+    return cv2.imencode(".png", image)[1].tobytes()
+
+
+def test_an_upload_is_read_on_its_own(api: Api) -> None:
+    """Field case A01 through the API: after the board before the edit, the board after it reads
+    as the after-board, exactly as it does on its own (no line from an earlier upload)."""
+    def texts(image: np.ndarray) -> list[str]:
+        status, doc, _ = call(api.cfg.port, "POST", "/api/ocr?mode=page", *multipart(_png(image), "board.png"))
+        assert status == 200 and doc["success"], doc
+        return [comparable(ln["text"]) for ln in doc["lines"]]
+
+    after = texts(edited_board(BOARD_AFTER))
+    assert after == [comparable(t) for t in BOARD_AFTER]
+    assert texts(edited_board(BOARD_BEFORE)) == [comparable(t) for t in BOARD_BEFORE]
+    assert texts(edited_board(BOARD_AFTER)) == after
+
+
+def test_text_in_the_alpha_channel_is_read(api: Api) -> None:
+    """Field cases F03/F05: glyphs that live in a PNG's alpha channel, over black or gray 0."""
+    board = edited_board(["TREND PLOT REPORT"])[:130, :700]
+    alpha = 255 - cv2.cvtColor(board, cv2.COLOR_BGR2GRAY)
+    rgba = np.dstack([np.zeros_like(board), alpha])
+    status, doc, _ = call(api.cfg.port, "POST", "/api/ocr", *multipart(_png(rgba), "alpha.png"))
+    assert status == 200 and doc["text"] == "TREND PLOT REPORT" and doc["confidence"] > 0.5, doc
+    status, doc, _ = call(api.cfg.port, "POST", "/api/ocr", *multipart(_png(np.zeros((40, 200, 4), np.uint8))))
+    assert status == 200 and doc["text"] == "" and doc["confidence"] == 0.0, "an empty answer is never sure"
+
+
+def test_other_bad_requests(api: Api, samples) -> None:
+    path, _ = samples[0]
+    body, headers = multipart(path.read_bytes(), field="photo")
+    assert call(api.cfg.port, "POST", "/api/ocr", body, headers)[0] == 400
+    body, headers = multipart(path.read_bytes())
+    status, doc, _ = call(api.cfg.port, "POST", "/api/ocr?mode=word", body, headers)
+    assert status == 400 and "mode must be" in doc["error"]
+    assert call(api.cfg.port, "GET", "/api/ocr")[0] == 405
+    assert call(api.cfg.port, "GET", "/nope")[0] == 404
+    status, doc, _ = call(api.cfg.port, "GET", "/api/page")
+    assert status == 404 and "no daemon" in doc["error"]
+
+
+def test_health_metrics_openapi_and_page(api: Api) -> None:
+    status, doc, _ = call(api.cfg.port, "GET", "/health")
+    assert status == 200 and doc["status"] == "ok" and doc["model"] == "ppocrv6_small_int8" and doc["uptime_s"] >= 0
+    status, text, r = call(api.cfg.port, "GET", "/metrics")
+    assert status == 200 and r.getheader("Content-Type").startswith("text/plain")
+    assert b"# TYPE edge_ocr_api_latency_ms histogram" in text and b'edge_ocr_api_latency_ms_bucket{le="+Inf"}' in text
+    status, spec, _ = call(api.cfg.port, "GET", "/openapi.json")
+    assert status == 200 and {"/api/ocr", "/health", "/metrics", "/api/page"} <= set(spec["paths"])
+    status, html, _ = call(api.cfg.port, "GET", "/")
+    assert status == 200 and b"/api/ocr" in html
+
+
+def test_twenty_concurrent_requests(api: Api, samples) -> None:
+    payloads = [(p.read_bytes(), api.reader.recognizer.recognize([cv2.imread(str(p))])[0].text) for p, _ in samples]
+    jobs = [payloads[i % len(payloads)] for i in range(20)]
+
+    def one(job):
+        status, doc, _ = call(api.cfg.port, "POST", "/api/ocr?mode=line", *multipart(job[0]))
+        return status, doc["text"], job[1]
+
+    with ThreadPoolExecutor(20) as pool:
+        results = list(pool.map(one, jobs))
+    assert all(s == 200 for s, _, _ in results)
+    assert all(got == want for _, got, want in results), "each answer belongs to its own request"
+
+
+def test_token_protects_everything_but_the_page(samples) -> None:
+    a = build_api(HttpConfig(port=free_port(), token="s3cret"), build_reader(Config()))
+    stop = _start(a)
+    try:
+        body, headers = multipart(samples[0][0].read_bytes())
+        assert call(a.cfg.port, "POST", "/api/ocr", body, headers)[0] == 401
+        assert call(a.cfg.port, "GET", "/health", headers={"Authorization": "Bearer wrong"})[0] == 401
+        assert call(a.cfg.port, "GET", "/metrics")[0] == 401
+        assert call(a.cfg.port, "GET", "/")[0] == 200
+        ok = call(a.cfg.port, "POST", "/api/ocr", body, {**headers, "Authorization": "Bearer s3cret"})
+        assert ok[0] == 200 and ok[1]["success"]
+    finally:
+        stop.set()
+
+
+def test_daemon_serves_its_live_page(tmp_path: Path) -> None:
+    from edge_ocr.tools.bench import sample_board
+
+    frames = tmp_path / "frames"
+    frames.mkdir()
+    cv2.imwrite(str(frames / "0.png"), sample_board((1280, 720)))  # one photo of the finished board: 5 lines
+    port = free_port()
+    env = {"EDGE_OCR_MQTT_ENABLED": "false", "EDGE_OCR_SERVICE_STATE_DIR": str(tmp_path / "state"),
+           "EDGE_OCR_CAPTURE_SOURCE": str(frames), "EDGE_OCR_CAPTURE_FPS": "50", "EDGE_OCR_GATE_STABLE_FRAMES": "1",
+           "EDGE_OCR_HTTP_ENABLED": "true", "EDGE_OCR_HTTP_PORT": str(port)}
+    svc = Service(config_mod.load(None, environ=env))
+    t = threading.Thread(target=svc.run, daemon=True)
+    t.start()
+    try:
+        deadline = time.monotonic() + 30
+        while svc.health.counters["pages_published"] < 1 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        status, page, _ = call(port, "GET", "/api/page")
+        assert status == 200 and page["seq"] == svc.delivery.latest.doc["seq"] and len(page["lines"]) == 5
+        status, jpeg, r = call(port, "GET", "/api/live.jpg")
+        image = cv2.imdecode(np.frombuffer(jpeg, np.uint8), cv2.IMREAD_COLOR)
+        assert status == 200 and r.getheader("Content-Type") == "image/jpeg" and image.shape[1] > 400
+        status, text, _ = call(port, "GET", "/metrics")
+        metrics = dict(line.rsplit(" ", 1) for line in text.decode().splitlines() if not line.startswith("#"))
+        assert float(metrics["edge_ocr_frames_seen_total"]) == 1
+        assert float(metrics["edge_ocr_lines_recognised_total"]) == 5
+        assert float(metrics["edge_ocr_recognition_latency_ms_count"]) == 1
+        status, health, _ = call(port, "GET", "/health")
+        assert health["frames_seen"] == 1 and health["outbox_depth"] == 0 and health["status"] == "ok"
+        before = (dict(svc.health.counters), svc.delivery.latest.doc, svc.reader.cache.hits + svc.reader.cache.misses)
+        body, headers = multipart(cv2.imencode(".png", sample_board((1280, 720)))[1].tobytes())
+        with ThreadPoolExecutor(20) as pool:
+            replies = list(pool.map(lambda _: call(port, "POST", "/api/ocr", body, headers), range(20)))
+        assert all(r[0] == 200 and len(r[1]["lines"]) == 5 for r in replies)
+        after = (dict(svc.health.counters), svc.delivery.latest.doc, svc.reader.cache.hits + svc.reader.cache.misses)
+        assert after == before, "API requests never touch the daemon's reader, counters or page"
+    finally:
+        svc.request_stop()
+        t.join(30)

@@ -1,0 +1,69 @@
+"""The field cases of ``../shared/field-cases/`` (README there gives each right answer), read as a
+user would through the reader, the decoder and ``watch``'s checks. Every kind also has a test on
+inputs rendered here (test_imageio, test_cache, test_daemon, test_api, test_watch, test_detector),
+which run without this folder."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from edge_ocr.config import Config
+from edge_ocr.imageio import ImageError, read_image
+from edge_ocr.page.build import build_reader
+from edge_ocr.page.diff import comparable
+from edge_ocr.page.reader import PageReader
+from edge_ocr.paths import ROOT
+from edge_ocr.tools.watch import problem
+
+CASES = ROOT.parent / "shared" / "field-cases"
+pytestmark = pytest.mark.skipif(not CASES.is_dir(), reason="../shared/field-cases is not here")
+
+
+@pytest.fixture(scope="module")
+def reader() -> PageReader:
+    return build_reader(Config())
+
+
+def _page(reader: PageReader, image: np.ndarray, **kw) -> list[str]:
+    reader.reset()
+    return [comparable(ln.text) for ln in reader.read(image, **kw).lines]
+
+
+def test_a01_an_edited_board_reads_as_edited(reader: PageReader) -> None:
+    before = _page(reader, read_image(CASES / "A01a-board-before.png"))
+    after = reader.read(read_image(CASES / "A01b-board-after.png"))  # no reset: the next photo of the board
+    assert before[0] == comparable("今天作业：第35页")
+    assert [comparable(ln.text) for ln in after.lines] == [comparable(t) for t in
+                                                           ("今天作业：第36页", "x = 18 + 5", "Homework due Monday")]
+    assert not any(ln.cached for ln in after.lines)
+
+
+def test_f03_f05_text_in_the_alpha_channel(reader: PageReader) -> None:
+    assert _page(reader, read_image(CASES / "F03-alpha-black-text.png")) == [comparable("我是中国人")]
+    f05 = read_image(CASES / "F05-gray-alpha-png.png")
+    line = reader.recognizer.recognize([f05])[0]
+    assert line.text == "TREND PLOT REPORT" and line.confidence > 0.5
+
+
+def test_f17_heic_is_named_and_f18_gif_is_read(reader: PageReader) -> None:
+    with pytest.raises(ImageError, match=r"HEIC/HEIF images are not supported; an iPhone photo\?"):
+        read_image(CASES / "F17-iphone.heic")
+    lines = _page(reader, read_image(CASES / "F18-page.gif"))
+    assert len(lines) == 8 and lines[0] == comparable("This is a lot of 12 point text to test the")
+
+
+def test_p02_yuv420_is_refused_unless_named(reader: PageReader) -> None:
+    frame = np.load(CASES / "P02-yuv420-frame.npz")["frame"]
+    with pytest.raises(ImageError, match="layout='yuv420'"):
+        reader.read(frame)
+    lines = _page(reader, frame, layout="yuv420")
+    assert lines and "handwritten" in "".join(lines)
+
+
+def test_m03_m04_foreign_payloads_are_named() -> None:
+    assert problem("page", json.loads((CASES / "M03-page-payload-foreign.json").read_text())) is not None
+    assert problem("page", json.loads((CASES / "M04-page-payload-list.json").read_text())) == \
+        "a JSON list, not an edge-ocr page message"

@@ -1,0 +1,1 @@
+"""Distilled students: the default DB detector (``detector``)."""
