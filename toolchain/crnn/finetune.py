@@ -119,7 +119,15 @@ def main() -> None:
 
     from tqdm import tqdm
 
-    teacher = rd.Teacher(a.threads)
+    a.out.mkdir(parents=True, exist_ok=True)
+    work = a.out / f"{a.name}.run"
+    # Minutes, not hours: every fine-tune starts from the shipped head, never from an older run's
+    # checkpoints (which would resume a finished schedule and train nothing).
+    shutil.rmtree(work, ignore_errors=True)
+    # The head reads int8 backbone features, as the device computes them: calibrated, like the
+    # export below, on your lines.
+    calib = rd.calibration([line for _, _, line in train_lines], a.calib, a.seed)
+    teacher = rd.Teacher(a.threads, rd.Int8Backbone(work / "backbone_int8.tflite", calib, a.threads))
     rng = random.Random(a.seed)
     items = []
     for _, text, line in tqdm(train_lines, desc="your lines", unit="line"):
@@ -132,11 +140,6 @@ def main() -> None:
         f, h, i, p = teacher.frames(line)
         items.append((f, h, i, p, text, 1, 1.0, False))
     data = rd.Frames.from_items(items)
-    a.out.mkdir(parents=True, exist_ok=True)
-    work = a.out / f"{a.name}.run"
-    # Minutes, not hours: every fine-tune starts from the shipped head, never from an older run's
-    # checkpoints (which would resume a finished schedule and train nothing).
-    shutil.rmtree(work, ignore_errors=True)
     weights, cfg = rd.load_head(base_head)
     model = rd.head(cfg["classes"], cfg["lstm"], cfg["dropout"])
     model.set_weights(weights)
@@ -147,7 +150,7 @@ def main() -> None:
     rd.write_tflite(rd.student(model.get_weights(), cfg), out,
                     {"source": f"{a.base.name} fine-tuned on {a.data} ({len(train_lines)} lines; head only)",
                      "base_sha256": rd._sha256(a.base), "steps": a.steps},
-                    rd.calibration([line for _, _, line in train_lines], a.calib, a.seed))
+                    calib)
     after = cer_of(out, held) if held else {}
     if held:
         print(f"after: held-out CER {after['cer']:.4f}", flush=True)
