@@ -116,15 +116,17 @@ class RecognizerConfig:
 @dataclass
 class GateConfig:
     pixel_delta: int = 24  # gray levels by which a pixel must differ to count as changed
-    motion: float = 0.01  # changed fraction between consecutive frames that means something moves
-    stable_frames: int = 2  # motionless frames in a row before the board counts as stable
-    change: float = 0.0003  # changed fraction since the last recognised frame: about one new character
+    motion: float = 0.01  # changed share of a cell between consecutive frames that means it moves
+    stable_frames: int = 2  # motionless frames in a row before a cell counts as clean
+    change: float = 0.0003  # changed share of the board since the last read: about one new character
+    absorb_frames: int = 40  # still frames after which a thick grey blob (not skin, not clothes) is board
 
     def validate(self) -> None:
         _positive("gate.pixel_delta", self.pixel_delta)
         _fraction("gate.motion", self.motion)
         _fraction("gate.change", self.change)
         _positive("gate.stable_frames", self.stable_frames)
+        _positive("gate.absorb_frames", self.absorb_frames)
 
 
 @dataclass

@@ -7,11 +7,11 @@ SIGHUP reloads the configuration (an invalid file is reported and the old one ke
 
 from __future__ import annotations
 
+import dataclasses
 import signal
 import threading
 from pathlib import Path
 
-import cv2
 import numpy as np
 
 from edge_ocr import config as config_mod
@@ -25,9 +25,10 @@ from edge_ocr.http.api import build_api
 from edge_ocr.imageio import ImageError, to_bgr8
 from edge_ocr.log import Log, setup
 from edge_ocr.page.build import build_reader
-from edge_ocr.page.diff import reconcile
-from edge_ocr.page.result import PageLine
+from edge_ocr.page.diff import reconcile_board
+from edge_ocr.page.result import PageLine, PageResult
 
+OCCLUSION_EVERY = 4  # frames between pages that only say hidden lines are in view again (2 s at 2 fps)
 log = Log("edge_ocr.daemon.service")
 
 
@@ -44,13 +45,15 @@ class Service:
         self._http_stop = threading.Event()
         self.watchdog = systemd.Watchdog()
         self.reader = build_reader(cfg)
-        self.gate = Gate(cfg.gate)
+        self.gate = Gate(cfg.gate, _fixed(cfg))
         self.health = Health(cfg.device.id, self.reader.recognizer.contract.id)
+        self.health.sources.append(self.gate)
         self.delivery = Delivery(cfg, self.health, self._command)
         self.api = build_api(cfg.http, build_reader(cfg), self.health, self.delivery.latest) if cfg.http.enabled \
             else None
         self._lines: list[PageLine] | None = None
-        self._previous_image: np.ndarray | None = None
+        self._page: PageResult | None = None
+        self._occlusion_at = 0
 
     # -- control -------------------------------------------------------------------------
 
@@ -87,9 +90,11 @@ class Service:
         if (new.recognizer, new.vision) != (old.recognizer, old.vision):
             self.reader = build_reader(new)
             self.health.model = self.reader.recognizer.contract.id
-        if new.gate != old.gate:
-            self.gate = Gate(new.gate)
+        if (new.gate, new.vision.fixed_region) != (old.gate, old.vision.fixed_region):
+            self.gate.cfg, self.gate.fixed_region = new.gate, _fixed(new)
+            self.gate.reset()
         if new.capture != old.capture:
+            self.gate.reset()  # another source: another scene
             self._capture_stop.set()  # the capture loop reopens with the new source
         if (new.mqtt, new.device, new.outbox, new.service) != (old.mqtt, old.device, old.outbox, old.service):
             self.delivery.reconfigure(new)
@@ -148,9 +153,10 @@ class Service:
         log.error("frame_rejected", **({"frame": seq} if seq is not None else {}), error=message)
 
     def _on_frame(self, image: np.ndarray, seq: int, ts: float, still: bool = False) -> None:
-        """One frame through gate, reader, diff and delivery. A ``still`` (a photo of its own, from
-        a folder) is read once as it is: no motion to wait for, no averaging with the one before,
-        and the reader forgets the last photo's board outline and turn."""
+        """One frame through gate, reader, diff and delivery: the reader reads the gate's board
+        (the last clean state of every cell: no person, no half-written line). A ``still`` (a
+        photo of its own, from a folder) is read once as it is: the gate and the reader forget
+        the photo before (board model, outline, turn)."""
         self.health.count("frames_seen")
         self.health.last_frame_ts = ts
         try:
@@ -158,39 +164,56 @@ class Service:
         except ImageError as exc:
             self._bad_frame(str(exc), seq)
             return
+        if still:
+            self.gate.reset()  # a photo of its own: no board model from the photo before
+            self.reader.reset()
         if self._capture_now.is_set() or still:
             self._capture_now.clear()
             self.gate.force()
         decision = self.gate.check(image)
-        previous, self._previous_image = self._previous_image, image
         if not decision.recognise:
-            log.debug("frame_skipped", frame=seq, reason=decision.reason, motion=decision.motion,
-                      change=decision.change)
+            self._occlusion(seq, ts)
+            log.debug("frame_skipped", frame=seq, reason=decision.reason, motion=round(decision.motion, 3),
+                      change=round(decision.change, 5), occluded=round(decision.occluded, 3))
             return
-        if still:
-            self.reader.reset()
-        elif decision.reason in ("changed", "first") and previous is not None and previous.shape == image.shape:
-            # The gate found the scene still: the mean of the last two frames halves the sensor
-            # noise's variance, which otherwise makes a stroke at the detector's threshold come
-            # and go between frames (a line "added" then "removed" on a real board video).
-            image = cv2.addWeighted(previous, 0.5, image, 0.5, 0)
         try:
-            page = self.reader.read(image)
+            page = self.reader.read(decision.board)
         except ImageError as exc:
             self._bad_frame(str(exc), seq)
             return
         self.gate.accept()
+        if page.surface_detected:
+            self.gate.set_region(page.surface)
         cached = sum(ln.cached for ln in page.lines)
         self.health.count("frames_recognised")
         self.health.count("lines_cached", cached)
         self.health.count("lines_recognised", len(page.lines) - cached)
         self.health.recognise_ms.observe(page.timings_ms["total"])
-        page.lines, events = reconcile(self._lines or [], page.lines)
+        page.lines, events, held = reconcile_board(self._lines or [], page.lines, self.gate.state)
+        self.gate.watch([ln.box for ln in held],
+                        [ln.box for ln in page.lines if self.gate.state(ln.box) in ("occluded", "settling")])
+        if held:
+            log.debug("lines_held", frame=seq, lines=len(held), reason="not clean yet")
         if self._lines is not None and not events and decision.reason != "forced":
             log.debug("page_unchanged", frame=seq, lines=len(page.lines))
             return
         self.delivery.publish(page, events, seq, ts)
-        self._lines = page.lines
+        self._lines, self._page, self._occlusion_at = page.lines, page, seq
+
+    def _occlusion(self, seq: int, ts: float) -> None:
+        """Re-publish the last page (no events) once lines it marks ``occluded`` are in view again,
+        so the retained page does not go on saying they are hidden; at most every
+        ``OCCLUSION_EVERY`` frames. Someone stepping in front publishes nothing by itself: the
+        flags say what was hidden when the page was read."""
+        if self._page is None or seq - self._occlusion_at < OCCLUSION_EVERY:
+            return
+        flags = [ln.occluded and self.gate.state(ln.box) == "occluded" for ln in self._page.lines]
+        if flags == [ln.occluded for ln in self._page.lines]:
+            return
+        lines = [dataclasses.replace(ln, occluded=f) for ln, f in zip(self._page.lines, flags)]
+        page = dataclasses.replace(self._page, lines=lines)
+        self.delivery.publish(page, [], seq, ts)
+        self._lines, self._page, self._occlusion_at = lines, page, seq
 
     def _shutdown(self) -> None:
         systemd.notify("STOPPING=1")
@@ -198,3 +221,8 @@ class Service:
         self.watchdog.stop()
         left = self.delivery.stop(self.cfg.service.drain_timeout_s)
         log.info("stopped", outbox_left=left, **self.health.counters)
+
+
+def _fixed(cfg: Config) -> np.ndarray | None:
+    """``[vision] fixed_region`` as an array, or None (find the board)."""
+    return np.asarray(cfg.vision.fixed_region, np.float32) if cfg.vision.fixed_region else None

@@ -20,6 +20,7 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import unicodedata
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import cv2
@@ -116,17 +117,46 @@ def reconcile(old: list[PageLine], new: list[PageLine]) -> tuple[list[PageLine],
     places: a line that shows no :func:`sure_difference` from the old line at its place keeps
     the old line's text and confidences (the published page does not flicker); removed events
     first, then changed and added in reading order."""
+    lines, events, _ = reconcile_board(old, new, lambda box: "clean")
+    return lines, events
+
+
+Lines = list[PageLine]
+
+
+def reconcile_board(old: Lines, new: Lines,
+                    state: Callable[[list[list[float]]], str]) -> tuple[Lines, list[LineEvent], Lines]:
+    """:func:`reconcile` for a board a person may stand in front of. ``state(box)`` says how a
+    line's place looks now: ``clean``; ``near`` (its own cells clean, something next to them not);
+    ``settling`` or ``occluded`` (see :meth:`edge_ocr.daemon.gate.Gate.state`). An old line not
+    found again is ``removed`` only where its own cells are clean (elsewhere it stays on the page,
+    ``occluded`` when something stands in front of it); a line reads ``changed`` only where it is
+    clean; a new line is held back (the third list) until it and its surroundings are clean, so a
+    half-uncovered line is never published. Returns (page lines, events, held-back lines)."""
     old_of = {j: i for i, j in match_boxes([o.box for o in old], [n.box for n in new], MATCH_IOU)}
     used = set(old_of.values())
-    events = [LineEvent("removed", i, o.text, o.text, o.box, o.confidence) for i, o in enumerate(old) if i not in used]
-    lines = []
+    events, kept = [], []
+    for i, o in enumerate(old):
+        if i in used:
+            continue
+        place = state(o.box)
+        if place in ("clean", "near"):
+            events.append(LineEvent("removed", i, o.text, o.text, o.box, o.confidence))
+        else:
+            kept.append(dataclasses.replace(o, occluded=place == "occluded"))
+    lines, held = [], []
     for j, n in enumerate(new):
+        place = state(n.box)
+        n = dataclasses.replace(n, occluded=place == "occluded")
         o = old[old_of[j]] if j in old_of else None
         if o is None:
-            events.append(LineEvent("added", j, n.text, None, n.box, n.confidence))
-        elif sure_difference(o, n):
-            events.append(LineEvent("changed", j, n.text, o.text, n.box, n.confidence))
+            if place != "clean":
+                held.append(n)
+                continue
+            events.append(LineEvent("added", len(lines), n.text, None, n.box, n.confidence))
+        elif place == "clean" and sure_difference(o, n):
+            events.append(LineEvent("changed", len(lines), n.text, o.text, n.box, n.confidence))
         elif o.text != n.text:
             n = dataclasses.replace(n, text=o.text, confidence=o.confidence, char_confidences=o.char_confidences)
         lines.append(n)
-    return lines, events
+    return lines + kept, events, held

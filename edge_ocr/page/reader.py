@@ -138,7 +138,7 @@ class PageReader:
                 continue
             out.append(PageLine(res.text, res.confidence, rounding.pixels(box), blocks[i],
                                 res.char_confidences, id(res) not in self._made, vertical[i],
-                                rounding.pixels(surface_boxes[i])))
+                                surface_box=rounding.pixels(surface_boxes[i])))
         if debug is not None:
             debug.update(surface=rectify(frame, quad, self.analysis_side).image,
                          lines=draw_lines(frame, surface.quad, [ln.box for ln in out]))

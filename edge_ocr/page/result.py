@@ -27,6 +27,7 @@ class PageLine:
     char_confidences: list[float] = field(default_factory=list)
     cached: bool = False
     vertical: bool = False  # a column of vertical writing, read top to bottom
+    occluded: bool = False  # something stands in front of it: its text is the last read before
     # The same corners on the rectified surface the line was found on (not published): what the
     # live view draws without mapping frame → surface again.
     surface_box: list[list[float]] | None = field(default=None, repr=False, compare=False)
@@ -35,7 +36,7 @@ class PageLine:
         return {"text": self.text, "confidence": rounding.confidence(self.confidence),
                 "box": rounding.pixels(self.box), "block": self.block,
                 "char_confidences": rounding.confidences(self.char_confidences), "cached": self.cached,
-                "vertical": self.vertical}
+                "vertical": self.vertical, "occluded": self.occluded}
 
     @classmethod
     def whole(cls, image: np.ndarray, text: str, confidence: float, char_confidences: list[float]) -> PageLine:
@@ -52,7 +53,7 @@ class PageLine:
         return cls(doc["text"], float(doc["confidence"]), box if isinstance(box, list) else [],
                    doc.get("block") if isinstance(doc.get("block"), int) else 0,
                    [float(c) for c in doc.get("char_confidences") or [] if _number(c)],
-                   doc.get("cached") is True, doc.get("vertical") is True)
+                   doc.get("cached") is True, doc.get("vertical") is True, doc.get("occluded") is True)
 
 
 @dataclass

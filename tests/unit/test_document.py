@@ -1,6 +1,6 @@
 """Page diff: lines matched by place; same place with other text is a change."""
 
-from edge_ocr.page.diff import reconcile, sure_difference
+from edge_ocr.page.diff import reconcile, reconcile_board, sure_difference
 from edge_ocr.page.result import PageLine
 
 
@@ -53,3 +53,26 @@ def test_steady_keeps_the_old_text_where_nothing_surely_changed() -> None:
     kept = reconcile(old, new)[0]
     assert [ln.text for ln in kept] == ["DATA.DIR", "x = 18"]
     assert [(e.kind, e.text) for e in reconcile(old, new)[1]] == [("changed", "x = 18")]
+
+
+def test_a_board_with_someone_in_front_makes_events_only_where_it_is_clean() -> None:
+    """``reconcile_board``: a line not found where someone stands stays (occluded), not removed;
+    one not found where its own cells are clean is removed even with someone next to it; a new
+    line where the board is not clean is held back; a line read differently while hidden keeps
+    its text."""
+    old = [_line("alpha", 100), _line("beta", 200), _line("gamma", 300), _line("delta 1", 400)]
+    new = [_read("delta 7", [0.99] * 7), _line("epsilon", 500)]
+    new[0].box = old[3].box
+    places = {100: "occluded", 200: "near", 300: "clean", 400: "occluded", 500: "settling"}
+
+    def state(box: list[list[float]]) -> str:
+        return places[round(box[0][1])]
+
+    lines, events, held = reconcile_board(old, new, state)
+    assert [(e.kind, e.text) for e in events] == [("removed", "beta"), ("removed", "gamma")]
+    assert [(ln.text, ln.occluded) for ln in lines] == [("delta 1", True), ("alpha", True)]
+    assert [ln.text for ln in held] == ["epsilon"]
+    places[500] = "clean"
+    places[400] = "clean"
+    lines, events, held = reconcile_board(lines, new, state)
+    assert [(e.kind, e.text) for e in events] == [("changed", "delta 7"), ("added", "epsilon")] and not held

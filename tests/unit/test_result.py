@@ -66,7 +66,8 @@ def test_the_live_view_draws_each_line_on_the_surface(page: PageResult) -> None:
 def test_a_line_read_whole_has_the_image_as_its_box() -> None:
     line = PageLine.whole(np.zeros((32, 100, 3), np.uint8), "ab", 0.91234567, [0.9, 0.92])
     assert line.to_dict() == {"text": "ab", "confidence": 0.9123, "box": [[0, 0], [99, 0], [99, 31], [0, 31]],
-                              "block": 0, "char_confidences": [0.9, 0.92], "cached": False, "vertical": False}
+                              "block": 0, "char_confidences": [0.9, 0.92], "cached": False, "vertical": False,
+                              "occluded": False}
 
 
 def test_delivery_numbers_hands_out_and_reports_into_health(page: PageResult, tmp_path: Path) -> None:

@@ -91,6 +91,152 @@ def reveal_video(photo: np.ndarray, regions: list[np.ndarray], out: Path, hold: 
     return visible
 
 
+SKIN, CLOTHES, HAIR = (100, 140, 190), (90, 50, 40), (40, 40, 50)  # BGR
+
+
+def person_mask(shape: tuple[int, ...], x: float, arm_to: tuple[float, float] | None = None) -> np.ndarray:
+    """A person standing in front of the board with the body's centre at ``x`` (frame pixels):
+    0 = not there, 1 = clothes, 2 = skin, 3 = hair; an arm reaching to ``arm_to`` when given."""
+    h, w = shape[:2]
+    mask = np.zeros((h, w), np.uint8)
+    cx, head_y, r = int(x), int(0.30 * h), int(0.06 * h)
+    cv2.ellipse(mask, (cx, int(0.80 * h)), (int(0.11 * w), int(0.44 * h)), 0, 0, 360, 1, -1)
+    cv2.circle(mask, (cx, head_y), r, 2, -1)
+    cv2.ellipse(mask, (cx, head_y - r // 3), (r, int(0.7 * r)), 0, 180, 360, 3, -1)
+    if arm_to is not None:
+        shoulder = (cx + int(0.08 * w), int(0.42 * h))
+        cv2.line(mask, shoulder, (int(arm_to[0]), int(arm_to[1])), 2, max(8, int(0.04 * w)))
+    return mask
+
+
+def with_person(frame: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """``frame`` with the person of ``mask`` (:func:`person_mask`) drawn in, edges softened."""
+    out = frame.astype(np.float32)
+    for value, colour in ((1, CLOTHES), (2, SKIN), (3, HAIR)):
+        alpha = cv2.GaussianBlur((mask == value).astype(np.float32), (0, 0), 2)[:, :, None]
+        out = out * (1 - alpha) + np.float32(colour) * alpha
+    return out.astype(np.uint8)
+
+
+def covers(mask: np.ndarray, quad: np.ndarray) -> bool:
+    """Whether the person of ``mask`` overlaps the region ``quad``."""
+    region = np.zeros(mask.shape, np.uint8)
+    cv2.fillPoly(region, [np.round(quad).astype(np.int32)], 1)
+    return bool((region & (mask > 0)).any())
+
+
+class Lesson:
+    """A lesson on a real board photo, frame by frame at the daemon's default 2 fps: which lines
+    are written, where the person is; written to MJPG AVI with camera noise. ``visible[i]`` is
+    the first frame (1-based, as the daemon numbers them) line ``i`` is on the board,
+    ``uncovered[i]`` the first frame from then on that the person does not overlap it."""
+
+    def __init__(self, photo: np.ndarray, regions: list[np.ndarray], out: Path, seed: int = 0) -> None:
+        self.photo, self.regions = photo, [grown(q) for q in regions]
+        self.blank = blank_board(photo, self.regions)
+        self.rng = np.random.default_rng(seed)
+        h, w = photo.shape[:2]
+        self.writer = cv2.VideoWriter(str(out), cv2.VideoWriter_fourcc(*"MJPG"), FPS, (w, h))
+        if not self.writer.isOpened():
+            raise OSError(f"cannot write {out}")
+        self.shown = [False] * len(regions)
+        self.frames = 0
+        self.visible: list[int | None] = [None] * len(regions)
+        self.uncovered: list[int | None] = [None] * len(regions)
+        self.erased_at: int | None = None
+
+    def board(self) -> np.ndarray:
+        shown = np.zeros(self.photo.shape[:2], np.uint8)
+        for q, on in zip(self.regions, self.shown):
+            if on:
+                cv2.fillPoly(shown, [np.round(q).astype(np.int32)], 255)
+        return np.where(shown[:, :, None] > 0, self.photo, self.blank)
+
+    def frame(self, x: float | None = None, arm_to: tuple[float, float] | None = None) -> None:
+        """One frame of the board as it is, with the person at ``x`` (None: not in the frame)."""
+        self.frames += 1
+        image = self.board()
+        mask = person_mask(image.shape, x, arm_to) if x is not None else np.zeros(image.shape[:2], np.uint8)
+        image = with_person(image, mask)
+        for i, q in enumerate(self.regions):
+            if self.shown[i] and self.visible[i] is None:
+                self.visible[i] = self.frames
+            if self.shown[i] and self.uncovered[i] is None and not covers(mask, q):
+                self.uncovered[i] = self.frames
+        noisy = image.astype(np.int16) + self.rng.normal(0, 1.5, image.shape).astype(np.int16)
+        self.writer.write(np.clip(noisy, 0, 255).astype(np.uint8))
+
+    def close(self) -> None:
+        self.writer.release()
+
+
+def moving_teacher(photo: np.ndarray, regions: list[np.ndarray], out: Path, seed: int = 0) -> Lesson:
+    """A teacher who never stops moving: walks to each line's end, writes it with an outstretched
+    arm (the line appears under the hand), walks back to the right of the writing and paces
+    there; half-way through, walks across the whole board and back in front of what is written."""
+    lesson = Lesson(photo, regions, out, seed)
+    w = photo.shape[1]
+    # Home: clear of every line by a tenth of the width (a person next to a line's end may hide
+    # its rest, so the line waits until they are further).
+    home = min(0.95 * w, max(float(q[:, 0].max()) for q in lesson.regions) + 0.21 * w)
+    step, x = 0.06 * w, home
+
+    def walk_to(target: float) -> None:
+        nonlocal x
+        while abs(target - x) > step:
+            x += step if target > x else -step
+            lesson.frame(x)
+
+    def pace(frames: int) -> None:
+        nonlocal x
+        for k in range(frames):
+            x = home + (0.03 * w if k % 2 else -0.03 * w)
+            lesson.frame(x)
+
+    pace(4)
+    for i, q in enumerate(lesson.regions):
+        right, mid_y = float(q[:, 0].max()), float(q[:, 1].mean())
+        walk_to(min(0.9 * w, right + 0.14 * w))
+        for j in range(3):  # the hand moves along the line; the line is there from the second frame
+            lesson.shown[i] = lesson.shown[i] or j == 1
+            lesson.frame(x + (j - 1) * 0.01 * w, (right - (2 - j) * 0.08 * w, mid_y))
+        walk_to(home)
+        pace(4)
+        if i == len(lesson.regions) // 2:
+            walk_to(0.1 * w)
+            walk_to(home)
+    pace(8)
+    lesson.close()
+    return lesson
+
+
+def standing_teacher(photo: np.ndarray, regions: list[np.ndarray], out: Path, stand_x: float, erase: int,
+                     stand: int = 16, seed: int = 0) -> Lesson:
+    """The whole board written; a person walks in and stands still at ``stand_x`` for
+    ``stand`` frames, erasing line ``erase`` with an outstretched arm half-way through, then
+    walks out. Returns the lesson (``erased_at``: the first frame line ``erase`` is gone)."""
+    lesson = Lesson(photo, regions, out, seed)
+    lesson.shown = [True] * len(regions)
+    w = photo.shape[1]
+    target = np.asarray(lesson.regions[erase], np.float32).mean(axis=0)
+    for _ in range(6):
+        lesson.frame(None)
+    for x in np.linspace(1.05 * w, stand_x, 5):
+        lesson.frame(float(x))
+    for k in range(stand):
+        reach = stand // 2 <= k < stand // 2 + 3
+        if k == stand // 2 + 2:
+            lesson.shown[erase] = False
+            lesson.erased_at = lesson.frames + 1
+        lesson.frame(stand_x, tuple(target) if reach else None)
+    for x in np.linspace(stand_x, -0.2 * w, 5):
+        lesson.frame(float(x))
+    for _ in range(6):
+        lesson.frame(None)
+    lesson.close()
+    return lesson
+
+
 def main() -> None:
     from edge_ocr.config import Config
     from edge_ocr.imageio import read_image
