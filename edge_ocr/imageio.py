@@ -151,7 +151,7 @@ def first_gif_frame(data: bytes, name: str) -> np.ndarray:
 def _decode(data: bytes, flags: int, name: str, what: str) -> np.ndarray:
     try:
         image = cv2.imdecode(np.frombuffer(data, np.uint8), flags)
-    except cv2.error as exc:  # OpenCV asserts on some impossible headers (found by tests/test_fuzz.py)
+    except cv2.error as exc:  # OpenCV asserts on some impossible headers (found by tests/unit/test_fuzz.py)
         raise ImageError(f"{name}: not a decodable {what} ({str(exc).strip().splitlines()[-1][:120]})") from None
     if image is None:
         raise ImageError(f"{name}: not a decodable {what} (corrupt, truncated or an unsupported format; "

@@ -194,18 +194,19 @@ class Api:
                 except ImageError as exc:
                     raise ApiError(422, str(exc)) from None
                 lines = [ln.to_dict() for ln in page.lines]
-                mode = "page"
+                mode, extra = "page", {"rotation": page.rotation, "detector": page.detector}
             else:
                 r = self.reader.recognizer.recognize([image])[0]
                 lines = [PageLine.whole(image, r.text, r.confidence, r.char_confidences).to_dict()]
-                mode = "line"
+                mode, extra = "line", {}
         ms = (time.perf_counter() - t0) * 1000
         self.latency.observe(ms)
         self.requests["ok"] += 1
         confidence = min((ln["confidence"] for ln in lines), default=0.0)
         return self._json(200, {"success": True, "text": "\n".join(ln["text"] for ln in lines), "lines": lines,
                                 "confidence": confidence, "processing_time_ms": rounding.ms(ms), "mode": mode,
-                                "model": self.reader.recognizer.contract.id, "size": [image.shape[1], image.shape[0]]})
+                                "model": self.reader.recognizer.contract.id, "size": [image.shape[1], image.shape[0]],
+                                **extra})
 
     def page(self) -> str:
         doc = self.pages.page()

@@ -30,7 +30,7 @@ ORIENTATION_SAMPLE = 5  # lines read each way up to decide how the page is turne
 ORIENTATION_SURE = 0.85  # mean character confidence that ends the vote (dev pages: same turns, same CER)
 # One or two characters are clutter unless read surely and at about the page's line height: a
 # diagram's stroke ends are read as '20', '2', '口' at confidences up to 0.78, and the nested
-# boxes of a drawing as a '1' at 0.9 in a box four lines tall (tests/test_detector.py). Chosen
+# boxes of a drawing as a '1' at 0.9 in a box four lines tall (tests/unit/test_detector.py). Chosen
 # on the whole real dev set: 0.5 → 0.8 moved page CER 0.0913 → 0.0907 (ppocrv4_det) and
 # 0.0919 → 0.0913 (the first db_lite student); the height rule changed no dev page.
 CLUTTER_CHARS, CLUTTER_CONFIDENCE, CLUTTER_TALL = 2, 0.8, 2.5

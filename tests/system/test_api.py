@@ -88,6 +88,7 @@ def test_page_as_base64_json(api: Api, samples) -> None:
     status, doc, _ = call(api.cfg.port, "POST", "/api/ocr?mode=page", body, {"Content-Type": "application/json"})
     assert status == 200 and doc["mode"] == "page" and len(doc["lines"]) == len(labels)
     assert doc["text"].count("\n") == len(labels) - 1
+    assert doc["rotation"] == 0 and doc["detector"] == api.reader.detector.contract.id  # as the CLI's --json says
 
 
 @pytest.mark.parametrize(("body", "ctype", "status", "words"), [
