@@ -26,7 +26,7 @@ from edge_ocr.imageio import ImageError, to_bgr8
 from edge_ocr.log import Log, setup
 from edge_ocr.page.build import build_reader
 from edge_ocr.page.diff import reconcile_board
-from edge_ocr.page.result import PageLine, PageResult
+from edge_ocr.page.result import PageResult
 
 OCCLUSION_EVERY = 4  # frames between pages that only say hidden lines are in view again (2 s at 2 fps)
 log = Log("edge_ocr.daemon.service")
@@ -45,14 +45,13 @@ class Service:
         self._http_stop = threading.Event()
         self.watchdog = systemd.Watchdog()
         self.reader = build_reader(cfg)
-        self.gate = Gate(cfg.gate, _fixed(cfg))
+        self.gate = Gate(cfg.gate, self.reader.fixed_region)
         self.health = Health(cfg.device.id, self.reader.recognizer.contract.id)
         self.health.sources.append(self.gate)
         self.delivery = Delivery(cfg, self.health, self._command)
         self.api = build_api(cfg.http, build_reader(cfg), self.health, self.delivery.latest) if cfg.http.enabled \
             else None
-        self._lines: list[PageLine] | None = None
-        self._page: PageResult | None = None
+        self._page: PageResult | None = None  # the last page published
         self._occlusion_at = 0
 
     # -- control -------------------------------------------------------------------------
@@ -91,7 +90,7 @@ class Service:
             self.reader = build_reader(new)
             self.health.model = self.reader.recognizer.contract.id
         if (new.gate, new.vision.fixed_region) != (old.gate, old.vision.fixed_region):
-            self.gate.cfg, self.gate.fixed_region = new.gate, _fixed(new)
+            self.gate.cfg, self.gate.fixed_region = new.gate, self.reader.fixed_region
             self.gate.reset()
         if new.capture != old.capture:
             self.gate.reset()  # another source: another scene
@@ -189,16 +188,17 @@ class Service:
         self.health.count("lines_cached", cached)
         self.health.count("lines_recognised", len(page.lines) - cached)
         self.health.recognise_ms.observe(page.timings_ms["total"])
-        page.lines, events, held = reconcile_board(self._lines or [], page.lines, self.gate.state)
+        old = self._page.lines if self._page is not None else []
+        page.lines, events, held = reconcile_board(old, page.lines, self.gate.state)
         self.gate.watch([ln.box for ln in held],
                         [ln.box for ln in page.lines if self.gate.state(ln.box) in ("occluded", "settling")])
         if held:
             log.debug("lines_held", frame=seq, lines=len(held), reason="not clean yet")
-        if self._lines is not None and not events and decision.reason != "forced":
+        if self._page is not None and not events and decision.reason != "forced":
             log.debug("page_unchanged", frame=seq, lines=len(page.lines))
             return
         self.delivery.publish(page, events, seq, ts)
-        self._lines, self._page, self._occlusion_at = page.lines, page, seq
+        self._page, self._occlusion_at = page, seq
 
     def _occlusion(self, seq: int, ts: float) -> None:
         """Re-publish the last page (no events) once lines it marks ``occluded`` are in view again,
@@ -213,7 +213,7 @@ class Service:
         lines = [dataclasses.replace(ln, occluded=f) for ln, f in zip(self._page.lines, flags)]
         page = dataclasses.replace(self._page, lines=lines)
         self.delivery.publish(page, [], seq, ts)
-        self._lines, self._page, self._occlusion_at = lines, page, seq
+        self._page, self._occlusion_at = page, seq
 
     def _shutdown(self) -> None:
         systemd.notify("STOPPING=1")
@@ -221,8 +221,3 @@ class Service:
         self.watchdog.stop()
         left = self.delivery.stop(self.cfg.service.drain_timeout_s)
         log.info("stopped", outbox_left=left, **self.health.counters)
-
-
-def _fixed(cfg: Config) -> np.ndarray | None:
-    """``[vision] fixed_region`` as an array, or None (find the board)."""
-    return np.asarray(cfg.vision.fixed_region, np.float32) if cfg.vision.fixed_region else None

@@ -21,7 +21,8 @@ from edge_ocr.imageio import read_image
 from edge_ocr.labels import read_labels
 from edge_ocr.page.build import build_reader
 from edge_ocr.page.diff import box_iou
-from edge_ocr.paths import ROOT, SAMPLE_VIDEO
+from edge_ocr.paths import ROOT
+from edge_ocr.tools.bench import sample_board
 from tests.broker import Broker, Subscriber
 from tests.conftest import REAL_BOARD
 from toolchain.scoring import page_cer
@@ -32,12 +33,8 @@ PAGE_SCHEMA = Draft202012Validator(json.loads((ROOT / "schemas" / "page.schema.j
 
 
 def _sample_board() -> tuple[np.ndarray, list[str]]:
-    cap = cv2.VideoCapture(str(SAMPLE_VIDEO))
-    last = None
-    while (frame := cap.read()[1]) is not None:
-        last = frame
-    truth = [ln["text"] for ln in json.loads((ROOT / "samples" / "board.json").read_text(encoding="utf-8"))["lines"]]
-    return last, truth
+    meta = json.loads((ROOT / "samples" / "board.json").read_text(encoding="utf-8"))
+    return sample_board(tuple(meta["size"])), [ln["text"] for ln in meta["lines"]]
 
 
 def _real_board() -> tuple[np.ndarray, list[str]]:
