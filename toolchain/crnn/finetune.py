@@ -141,7 +141,7 @@ def main() -> None:
         items.append((f, h, i, p, text, 1, 1.0, False))
     data = rd.Frames.from_items(items)
     weights, cfg = rd.load_head(base_head)
-    model = rd.head(cfg["classes"], cfg["lstm"], cfg["dropout"])
+    model = rd.head(cfg)
     model.set_weights(weights)
     rd.fit(model, data, np.arange(len(items)), np.array([], int), work, a.steps, a.lr, a.batch,
            eval_every=max(1, a.steps // 4), seed=a.seed, warmup=min(50, a.steps // 10))

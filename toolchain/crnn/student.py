@@ -399,20 +399,57 @@ class Frames:
         val = np.where(self.real, self.groups % 10 == 0, idx % 25 == 0)
         return idx[~val], idx[val]
 
-    def batch(self, lines: np.ndarray, encode) -> tuple[np.ndarray, ...]:
+    def batch(self, rows: list[list[int]], encode) -> tuple[np.ndarray, ...]:
         """Frames (B, T, 384), the teacher's hints (B, T, 120), ids and probabilities (B, T, k),
-        labels (B, L) (0-padded), whether each line has a label, and its distillation weight; all
-        ``lines`` have one length T."""
-        t = int(self.lengths[lines[0]])
-        rows = self.starts[lines][:, None] + np.arange(t)[None]
-        labels = [encode(self.texts[i]) for i in lines]
-        y = np.zeros((len(lines), max(1, max(len(v) for v in labels))), np.int32)
+        labels (B, L) (0-padded), whether each row has a label, and its distillation weight. A row
+        is one line or several joined end to end (their texts joined; unlabelled if one is); all
+        rows have T frames in all."""
+        frames = [np.concatenate([self.starts[i] + np.arange(self.lengths[i]) for i in row]) for row in rows]
+        if len({len(f) for f in frames}) != 1:
+            raise ValueError("rows of a batch must have the same number of frames")
+        idx = np.stack(frames)
+        labels = [encode("".join(self.texts[i] for i in row)) if all(self.texts[i] for i in row) else []
+                  for row in rows]
+        y = np.zeros((len(rows), max(1, max(len(v) for v in labels))), np.int32)
         y[:, 0] = 1  # a placeholder label for unlabelled lines (TF's CTC refuses empty ones); masked out
         for r, v in enumerate(labels):
             y[r, : len(v)] = v
-        return (self.feats[rows].astype(np.float32), self.hints[rows].astype(np.float32),
-                self.ids[rows].astype(np.int32), self.probs[rows].astype(np.float32), y,
-                np.array([len(v) > 0 for v in labels], np.float32), self.distil[lines])
+        return (self.feats[idx].astype(np.float32), self.hints[idx].astype(np.float32),
+                self.ids[idx].astype(np.int32), self.probs[idx].astype(np.float32), y,
+                np.array([len(v) > 0 for v in labels], np.float32),
+                np.array([min(self.distil[i] for i in row) for row in rows], np.float32))
+
+
+class Sampler:
+    """Batches of lines of one length (no padding), drawn in proportion to how many lines have
+    it; with probability ``join`` a batch is instead made of pairs of lines joined end to end
+    to that length: every line in contexts it was never cut in (the BiLSTM reads the whole row).
+    Measured against the head's gap between the real crops it learns (CER 0.195 against the
+    teacher's reading) and held-out photos (0.299), it did not help (MODEL_CARD, "levers")."""
+
+    MIN_PART = 4  # frames of the shorter line of a pair
+
+    def __init__(self, data: Frames, lines: np.ndarray, batch: int, join: float, rng: np.random.Generator) -> None:
+        self.batch, self.join, self.rng = batch, join, rng
+        self.by_length: dict[int, np.ndarray] = {}
+        for t in np.unique(data.lengths[lines]):
+            self.by_length[int(t)] = lines[data.lengths[lines] == t]
+        self.keys = sorted(self.by_length)
+        counts = np.array([len(self.by_length[k]) for k in self.keys], float)
+        self.p = counts / counts.sum()
+
+    def __call__(self) -> list[list[int]]:
+        """One batch: a list of rows, each a list of line indices."""
+        t = self.keys[self.rng.choice(len(self.keys), p=self.p)]
+        firsts = [k for k in self.keys if self.MIN_PART <= k <= t - self.MIN_PART and t - k in self.by_length]
+        if firsts and self.rng.random() < self.join:
+            w = np.array([len(self.by_length[k]) * len(self.by_length[t - k]) for k in firsts], float)
+            out = []
+            for k in self.rng.choice(firsts, self.batch, p=w / w.sum()):
+                out.append([int(self.rng.choice(self.by_length[k])), int(self.rng.choice(self.by_length[t - k]))])
+            return out
+        group = self.by_length[t]
+        return [[int(i)] for i in self.rng.choice(group, min(self.batch, len(group)), replace=False)]
 
 
 def cache(args: argparse.Namespace) -> None:
@@ -471,35 +508,46 @@ def cache(args: argparse.Namespace) -> None:
     add_hints(args.out, args.threads)
 
 
-HEAD = {"lstm": 64, "dropout": 0.1}  # the shipped head (``--lstm`` changes new runs)
+HEAD = {"lstm": 64, "dropout": 0.1, "lstm_stride": 8}  # the shipped head (options change new runs)
 
 
-def head(num_classes: int, lstm: int, dropout: float = 0.0, batch_size: int | None = None,
-         teacher: dict | None = None):
+def head(cfg: dict, batch_size: int | None = None, teacher: dict | None = None, training: bool = True):
     """Backbone frames (B, T, 384) → (logits (B, T, classes), features (B, T, 120)).
 
     The teacher's neck without its attention: ``a`` and ``b`` (1 × 1 convolutions, swish) and
     ``c`` (a 1 × 7 depthwise convolution on ``b``, swish); where the teacher runs two attention
-    blocks and a LayerNorm on ``b + c``, a BiLSTM and a linear map to 120; ``a`` added, as in the
-    teacher; the classifier. With ``teacher`` (:func:`teacher_parts`) every layer the teacher
-    has starts from its weights, so only the BiLSTM starts from nothing. ``tf_keras`` (Keras 2):
-    its LSTM at a fixed batch of 1 fuses into TFLite's ``UNIDIRECTIONAL_SEQUENCE_LSTM`` and
-    quantises to full int8 (see ``toolchain.crnn.model``)."""
+    blocks and a LayerNorm on ``b + c``, a BiLSTM of ``cfg["lstm"]`` units per direction and a
+    linear map to 120; ``a`` added, as in the teacher; the classifier. With ``cfg["lstm_stride"]``
+    16 the BiLSTM reads every pair of frames averaged (half the steps: its integer kernel is the
+    slowest part of the head) and its linear map gives both frames of the pair; the classifier
+    stays at W/8. With ``teacher`` (:func:`teacher_parts`) every layer the teacher has starts from
+    its weights. ``training=False`` leaves the dropout out (the exported graph). ``tf_keras``
+    (Keras 2): its LSTM at a fixed batch of 1 fuses into TFLite's ``UNIDIRECTIONAL_SEQUENCE_LSTM``
+    and quantises to full int8 (see ``toolchain.crnn.model``)."""
+    import tensorflow as tf
     import tf_keras as keras
     from tf_keras import layers
 
+    pair = cfg.get("lstm_stride", 8) // STRIDE
+    if pair not in (1, 2):
+        raise ValueError(f"lstm_stride {cfg.get('lstm_stride')}: 8 or 16")
     inp = keras.Input((None, FEATURES), batch_size=batch_size, name="frames")
     a_layer = layers.Dense(120, activation="swish", name="neck_a")
     b_layer = layers.Dense(120, activation="swish", name="neck_b")
     c_layer = layers.DepthwiseConv1D(7, padding="same", activation="swish", name="neck_c")
     a, b = a_layer(inp), b_layer(inp)
     x = layers.Add(name="neck_bc")([b, c_layer(b)])
-    if dropout:
-        x = layers.Dropout(dropout, name="drop")(x)
-    x = layers.Bidirectional(layers.LSTM(lstm, return_sequences=True), name="bilstm")(x)
-    x = layers.Dense(120, name="mix")(x)
+    if cfg.get("dropout") and training:
+        x = layers.Dropout(cfg["dropout"], name="drop")(x)
+    if pair == 2:
+        x = layers.AveragePooling1D(2, padding="same", name="pairs")(x)
+    x = layers.Bidirectional(layers.LSTM(cfg["lstm"], return_sequences=True), name="bilstm")(x)
+    x = layers.Dense(120 * pair, name="mix")(x)
+    if pair == 2:
+        x = layers.Reshape((-1, 120), name="unpair")(x)
+        x = layers.Lambda(lambda t: t[0][:, : tf.shape(t[1])[1]], name="crop")([x, a])
     feats = layers.Add(name="features")([x, a])
-    fc = layers.Dense(num_classes, name="classifier")
+    fc = layers.Dense(cfg["classes"], name="classifier")
     model = keras.Model(inp, [fc(feats), feats], name="crnn_head")
     if teacher is not None:
         a_layer.set_weights(list(teacher["a"]))
@@ -559,12 +607,14 @@ INHERITED_LR = 0.1  # their learning rate relative to the BiLSTM's: they are alr
 
 
 def fit(model, data: Frames, train_lines: np.ndarray, val_lines: np.ndarray, out: Path, steps: int, lr: float,
-        batch: int = 32, eval_every: int = 500, seed: int = 0, warmup: int = 200) -> None:
+        batch: int = 32, eval_every: int = 500, seed: int = 0, warmup: int = 200, join: float = 0.0,
+        drop: float = 0.0) -> None:
     """Train ``model`` (the head) on ``train_lines``: per line CTC on its text when it has one
     (divided by its frames) plus, weighted by ``data.distil``, the cross-entropy to the teacher's
     top classes per frame and the squared error to the teacher's classifier input (``HINT_WEIGHT``);
-    the layers taken from the teacher learn at ``INHERITED_LR`` of the rate. Each batch holds
-    lines of one length (no padding). Checkpoints in ``out/ckpt`` at every evaluation and on
+    the layers taken from the teacher learn at ``INHERITED_LR`` of the rate. Batches come from
+    :class:`Sampler` (``join``: share of joined pairs); ``drop`` is the dropout rate on the input
+    frames' features. Checkpoints in ``out/ckpt`` at every evaluation and on
     SIGTERM, resumed when present; ``history.csv`` and ``curve.png`` in ``out``."""
     import tensorflow as tf
     import tf_keras as keras
@@ -574,11 +624,6 @@ def fit(model, data: Frames, train_lines: np.ndarray, val_lines: np.ndarray, out
     from toolchain.crnn.train import lr_at, plot_history
 
     charset = Charset.load(CHARSET)
-    by_length: dict[int, list[int]] = {}
-    for i in train_lines:
-        by_length.setdefault(int(data.lengths[i]), []).append(int(i))
-    keys = sorted(by_length)
-    weights = np.array([len(by_length[k]) for k in keys], float)
     opt = keras.optimizers.Adam(learning_rate=lr, clipnorm=5.0)
     step_var = tf.Variable(0, dtype=tf.int64)
     ckpt = tf.train.Checkpoint(model=model, optimizer=opt, step=step_var)
@@ -591,6 +636,8 @@ def fit(model, data: Frames, train_lines: np.ndarray, val_lines: np.ndarray, out
 
     @tf.function(reduce_retracing=True)
     def step(x, hint, ids, p, y, labelled, distil):
+        if drop:
+            x = tf.nn.dropout(x, drop)
         with tf.GradientTape() as tape:
             logits, feats = model(x, training=True)
             logq = tf.nn.log_softmax(logits)
@@ -608,14 +655,12 @@ def fit(model, data: Frames, train_lines: np.ndarray, val_lines: np.ndarray, out
     history = start_history(out / "history.csv", "step,loss,val_cer_labelled,val_cer_vs_teacher,lr,elapsed_s")
     stop = stop_on_sigterm()
     s = int(step_var.numpy())
-    rng = np.random.default_rng(seed + s)
+    sample = Sampler(data, train_lines, batch, join, np.random.default_rng(seed + s))
     losses, t0 = [], time.time()
     bar = tqdm(total=steps, initial=s, desc="train head", unit="step", mininterval=10)
     while s < steps and not stop["now"]:
         opt.learning_rate.assign(lr_at(s, steps, lr, warmup=warmup))
-        group = by_length[keys[rng.choice(len(keys), p=weights / weights.sum())]]
-        lines = rng.choice(group, min(batch, len(group)), replace=False)
-        loss = float(step(*[tf.constant(v) for v in data.batch(lines, charset.encode)]))
+        loss = float(step(*[tf.constant(v) for v in data.batch(sample(), charset.encode)]))
         if math.isfinite(loss):
             losses.append(loss)
         s += 1
@@ -647,13 +692,21 @@ def train(args: argparse.Namespace) -> None:
     if cfg_path.exists():
         cfg = json.loads(cfg_path.read_text())
     else:
-        cfg = {"lstm": args.lstm, "dropout": HEAD["dropout"], "classes": Charset.load(CHARSET).num_classes}
+        cfg = {**HEAD, "lstm": args.lstm, "lstm_stride": args.lstm_stride,
+               "classes": Charset.load(CHARSET).num_classes}
         cfg_path.write_text(json.dumps(cfg))
     add_hints(args.out, args.threads)
     data = Frames.load(args.out)
     tr, va = data.split()
-    model = head(cfg["classes"], cfg["lstm"], cfg["dropout"], teacher=teacher_head_init())
-    fit(model, data, tr, va, args.out, args.steps, args.lr, args.batch, args.eval_every, args.seed)
+    model = head(cfg, teacher=teacher_head_init())
+    if args.init:
+        weights, shape = load_head(args.init)
+        if any(shape.get(k, HEAD.get(k)) != cfg[k] for k in ("lstm", "lstm_stride", "classes")):
+            raise SystemExit(f"--init {args.init}: head {shape}, this run's is {cfg}")
+        model.set_weights(weights)
+    fit(model, data, tr, va, args.out, args.steps, args.lr, args.batch, args.eval_every, args.seed,
+        join=args.join, drop=args.drop)
+
 
 def backbone_model():
     """The teacher's backbone rebuilt in ``tf_keras`` with its weights (input NHWC, height 48)."""
@@ -690,7 +743,7 @@ def student(weights: list[np.ndarray], cfg: dict):
     from tf_keras import layers
 
     backbone = backbone_model()
-    top = head(cfg["classes"], cfg["lstm"], batch_size=1)
+    top = head(cfg, batch_size=1, training=False)
     top.set_weights(weights)
     image = keras.Input((HEIGHT, None, 3), batch_size=1, name="image")
     frames = layers.Lambda(lambda t: tf.squeeze(t, 1), name="to_sequence")(backbone(image))
@@ -755,7 +808,7 @@ def export(args: argparse.Namespace) -> None:
     contract and op audit; the head's weights and shape go beside the int8 model, for
     fine-tuning (:func:`save_head`)."""
     cfg = json.loads((args.out / "head.json").read_text())
-    trained = head(cfg["classes"], cfg["lstm"], cfg["dropout"])
+    trained = head(cfg)
     trained.load_weights(args.out / "head.weights.h5")
     weights = trained.get_weights()
     model = student(weights, cfg)
@@ -784,7 +837,13 @@ def main() -> None:
     ap.add_argument("--chunk", type=int, default=2000, help="rendered lines per chunk")
     ap.add_argument("--steps", type=int, default=4000, help="total steps of the head's schedule")
     ap.add_argument("--eval-every", type=int, default=500)
-    ap.add_argument("--lstm", type=int, default=HEAD["lstm"])
+    ap.add_argument("--lstm", type=int, default=HEAD["lstm"], help="BiLSTM units per direction")
+    ap.add_argument("--lstm-stride", type=int, default=HEAD["lstm_stride"], choices=(8, 16),
+                    help="input columns per BiLSTM step (16: frames paired, half the steps)")
+    ap.add_argument("--init", type=Path,
+                    help="start the head from these weights (a .head.npz) instead of the teacher's")
+    ap.add_argument("--join", type=float, default=0.0, help="share of batches of two lines joined end to end")
+    ap.add_argument("--drop", type=float, default=0.0, help="dropout rate on the input frames' features")
     ap.add_argument("--calib", type=int, default=300, help="calibration lines for int8")
     run_step(ap, {"cache": cache, "train": train, "export": export})
 
