@@ -255,12 +255,33 @@ def saved_real_lines(out: Path) -> list[np.ndarray]:
 
 
 def vary(line: np.ndarray, rng: random.Random) -> np.ndarray:
-    """A normalised real line seen again through another camera: scale, blur, noise, JPEG, contrast."""
+    """A normalised real line as another hand and camera would give it: the writing's geometry
+    (width, slant, rotation, pen wobble, stroke width), then the camera's (scale, blur, noise,
+    JPEG, contrast). The teacher reads every view again, so each is a new real example."""
     import cv2
 
     from edge_ocr.recognition.preprocess import normalize_line
+    from toolchain.synth.render import elastic
 
     img = line.astype(np.uint8)
+    h, w = img.shape
+    paper = int(np.percentile(img, 90))
+    if rng.random() < 0.5:
+        img = cv2.resize(img, (max(8, int(w * rng.uniform(0.8, 1.25))), h), interpolation=cv2.INTER_AREA)
+    if rng.random() < 0.5:
+        k, pad = rng.uniform(-0.25, 0.25), int(h * 0.25) + 1
+        img = cv2.copyMakeBorder(img, 0, 0, pad, pad, cv2.BORDER_CONSTANT, value=paper)
+        shear = np.float32([[1, k, -k * h / 2], [0, 1, 0]])
+        img = cv2.warpAffine(img, shear, (img.shape[1], h), borderMode=cv2.BORDER_CONSTANT, borderValue=paper)
+    if rng.random() < 0.3:
+        turn = cv2.getRotationMatrix2D((img.shape[1] / 2, h / 2), rng.uniform(-1.5, 1.5), 1.0)
+        img = cv2.warpAffine(img, turn, (img.shape[1], h), borderMode=cv2.BORDER_CONSTANT, borderValue=paper)
+    if rng.random() < 0.4:
+        nrng = np.random.default_rng(rng.randint(0, 2**31))
+        img = elastic(img, max(2.0, h * rng.uniform(0.08, 0.2)), h * rng.uniform(0.02, 0.05), nrng)
+    if rng.random() < 0.4:
+        pen = cv2.erode if rng.random() < 0.5 else cv2.dilate  # dark ink: erode thickens, dilate thins
+        img = pen(img, np.ones((2, 2), np.uint8))
     h, w = img.shape
     if rng.random() < 0.5:
         f = rng.uniform(0.4, 0.8)
