@@ -255,33 +255,12 @@ def saved_real_lines(out: Path) -> list[np.ndarray]:
 
 
 def vary(line: np.ndarray, rng: random.Random) -> np.ndarray:
-    """A normalised real line as another hand and camera would give it: the writing's geometry
-    (width, slant, rotation, pen wobble, stroke width), then the camera's (scale, blur, noise,
-    JPEG, contrast). The teacher reads every view again, so each is a new real example."""
+    """A normalised real line seen again through another camera: scale, blur, noise, JPEG, contrast."""
     import cv2
 
     from edge_ocr.recognition.preprocess import normalize_line
-    from toolchain.synth.render import elastic
 
     img = line.astype(np.uint8)
-    h, w = img.shape
-    paper = int(np.percentile(img, 90))
-    if rng.random() < 0.5:
-        img = cv2.resize(img, (max(8, int(w * rng.uniform(0.8, 1.25))), h), interpolation=cv2.INTER_AREA)
-    if rng.random() < 0.5:
-        k, pad = rng.uniform(-0.25, 0.25), int(h * 0.25) + 1
-        img = cv2.copyMakeBorder(img, 0, 0, pad, pad, cv2.BORDER_CONSTANT, value=paper)
-        shear = np.float32([[1, k, -k * h / 2], [0, 1, 0]])
-        img = cv2.warpAffine(img, shear, (img.shape[1], h), borderMode=cv2.BORDER_CONSTANT, borderValue=paper)
-    if rng.random() < 0.3:
-        turn = cv2.getRotationMatrix2D((img.shape[1] / 2, h / 2), rng.uniform(-1.5, 1.5), 1.0)
-        img = cv2.warpAffine(img, turn, (img.shape[1], h), borderMode=cv2.BORDER_CONSTANT, borderValue=paper)
-    if rng.random() < 0.4:
-        nrng = np.random.default_rng(rng.randint(0, 2**31))
-        img = elastic(img, max(2.0, h * rng.uniform(0.08, 0.2)), h * rng.uniform(0.02, 0.05), nrng)
-    if rng.random() < 0.4:
-        pen = cv2.erode if rng.random() < 0.5 else cv2.dilate  # dark ink: erode thickens, dilate thins
-        img = pen(img, np.ones((2, 2), np.uint8))
     h, w = img.shape
     if rng.random() < 0.5:
         f = rng.uniform(0.4, 0.8)
@@ -420,57 +399,20 @@ class Frames:
         val = np.where(self.real, self.groups % 10 == 0, idx % 25 == 0)
         return idx[~val], idx[val]
 
-    def batch(self, rows: list[list[int]], encode) -> tuple[np.ndarray, ...]:
+    def batch(self, lines: np.ndarray, encode) -> tuple[np.ndarray, ...]:
         """Frames (B, T, 384), the teacher's hints (B, T, 120), ids and probabilities (B, T, k),
-        labels (B, L) (0-padded), whether each row has a label, and its distillation weight. A row
-        is one line or several joined end to end (their texts joined; unlabelled if one is); all
-        rows have T frames in all."""
-        frames = [np.concatenate([self.starts[i] + np.arange(self.lengths[i]) for i in row]) for row in rows]
-        if len({len(f) for f in frames}) != 1:
-            raise ValueError("rows of a batch must have the same number of frames")
-        idx = np.stack(frames)
-        labels = [encode("".join(self.texts[i] for i in row)) if all(self.texts[i] for i in row) else []
-                  for row in rows]
-        y = np.zeros((len(rows), max(1, max(len(v) for v in labels))), np.int32)
+        labels (B, L) (0-padded), whether each line has a label, and its distillation weight; all
+        ``lines`` have one length T."""
+        t = int(self.lengths[lines[0]])
+        rows = self.starts[lines][:, None] + np.arange(t)[None]
+        labels = [encode(self.texts[i]) for i in lines]
+        y = np.zeros((len(lines), max(1, max(len(v) for v in labels))), np.int32)
         y[:, 0] = 1  # a placeholder label for unlabelled lines (TF's CTC refuses empty ones); masked out
         for r, v in enumerate(labels):
             y[r, : len(v)] = v
-        return (self.feats[idx].astype(np.float32), self.hints[idx].astype(np.float32),
-                self.ids[idx].astype(np.int32), self.probs[idx].astype(np.float32), y,
-                np.array([len(v) > 0 for v in labels], np.float32),
-                np.array([min(self.distil[i] for i in row) for row in rows], np.float32))
-
-
-class Sampler:
-    """Batches of lines of one length (no padding), drawn in proportion to how many lines have
-    it; with probability ``join`` a batch is instead made of pairs of lines joined end to end
-    to that length: every line in contexts it was never cut in (the BiLSTM reads the whole row).
-    Measured against the head's gap between the real crops it learns (CER 0.195 against the
-    teacher's reading) and held-out photos (0.299), it did not help (MODEL_CARD, "levers")."""
-
-    MIN_PART = 4  # frames of the shorter line of a pair
-
-    def __init__(self, data: Frames, lines: np.ndarray, batch: int, join: float, rng: np.random.Generator) -> None:
-        self.batch, self.join, self.rng = batch, join, rng
-        self.by_length: dict[int, np.ndarray] = {}
-        for t in np.unique(data.lengths[lines]):
-            self.by_length[int(t)] = lines[data.lengths[lines] == t]
-        self.keys = sorted(self.by_length)
-        counts = np.array([len(self.by_length[k]) for k in self.keys], float)
-        self.p = counts / counts.sum()
-
-    def __call__(self) -> list[list[int]]:
-        """One batch: a list of rows, each a list of line indices."""
-        t = self.keys[self.rng.choice(len(self.keys), p=self.p)]
-        firsts = [k for k in self.keys if self.MIN_PART <= k <= t - self.MIN_PART and t - k in self.by_length]
-        if firsts and self.rng.random() < self.join:
-            w = np.array([len(self.by_length[k]) * len(self.by_length[t - k]) for k in firsts], float)
-            out = []
-            for k in self.rng.choice(firsts, self.batch, p=w / w.sum()):
-                out.append([int(self.rng.choice(self.by_length[k])), int(self.rng.choice(self.by_length[t - k]))])
-            return out
-        group = self.by_length[t]
-        return [[int(i)] for i in self.rng.choice(group, min(self.batch, len(group)), replace=False)]
+        return (self.feats[rows].astype(np.float32), self.hints[rows].astype(np.float32),
+                self.ids[rows].astype(np.int32), self.probs[rows].astype(np.float32), y,
+                np.array([len(v) > 0 for v in labels], np.float32), self.distil[lines])
 
 
 def cache(args: argparse.Namespace) -> None:
@@ -628,14 +570,12 @@ INHERITED_LR = 0.1  # their learning rate relative to the BiLSTM's: they are alr
 
 
 def fit(model, data: Frames, train_lines: np.ndarray, val_lines: np.ndarray, out: Path, steps: int, lr: float,
-        batch: int = 32, eval_every: int = 500, seed: int = 0, warmup: int = 200, join: float = 0.0,
-        drop: float = 0.0) -> None:
+        batch: int = 32, eval_every: int = 500, seed: int = 0, warmup: int = 200) -> None:
     """Train ``model`` (the head) on ``train_lines``: per line CTC on its text when it has one
     (divided by its frames) plus, weighted by ``data.distil``, the cross-entropy to the teacher's
     top classes per frame and the squared error to the teacher's classifier input (``HINT_WEIGHT``);
-    the layers taken from the teacher learn at ``INHERITED_LR`` of the rate. Batches come from
-    :class:`Sampler` (``join``: share of joined pairs); ``drop`` is the dropout rate on the input
-    frames' features. Checkpoints in ``out/ckpt`` at every evaluation and on
+    the layers taken from the teacher learn at ``INHERITED_LR`` of the rate. Each batch holds
+    lines of one length (no padding). Checkpoints in ``out/ckpt`` at every evaluation and on
     SIGTERM, resumed when present; ``history.csv`` and ``curve.png`` in ``out``."""
     import tensorflow as tf
     import tf_keras as keras
@@ -645,6 +585,11 @@ def fit(model, data: Frames, train_lines: np.ndarray, val_lines: np.ndarray, out
     from toolchain.crnn.train import lr_at, plot_history
 
     charset = Charset.load(CHARSET)
+    by_length: dict[int, list[int]] = {}
+    for i in train_lines:
+        by_length.setdefault(int(data.lengths[i]), []).append(int(i))
+    keys = sorted(by_length)
+    weights = np.array([len(by_length[k]) for k in keys], float)
     opt = keras.optimizers.Adam(learning_rate=lr, clipnorm=5.0)
     step_var = tf.Variable(0, dtype=tf.int64)
     ckpt = tf.train.Checkpoint(model=model, optimizer=opt, step=step_var)
@@ -657,8 +602,6 @@ def fit(model, data: Frames, train_lines: np.ndarray, val_lines: np.ndarray, out
 
     @tf.function(reduce_retracing=True)
     def step(x, hint, ids, p, y, labelled, distil):
-        if drop:
-            x = tf.nn.dropout(x, drop)
         with tf.GradientTape() as tape:
             logits, feats = model(x, training=True)
             logq = tf.nn.log_softmax(logits)
@@ -676,12 +619,14 @@ def fit(model, data: Frames, train_lines: np.ndarray, val_lines: np.ndarray, out
     history = start_history(out / "history.csv", "step,loss,val_cer_labelled,val_cer_vs_teacher,lr,elapsed_s")
     stop = stop_on_sigterm()
     s = int(step_var.numpy())
-    sample = Sampler(data, train_lines, batch, join, np.random.default_rng(seed + s))
+    rng = np.random.default_rng(seed + s)
     losses, t0 = [], time.time()
     bar = tqdm(total=steps, initial=s, desc="train head", unit="step", mininterval=10)
     while s < steps and not stop["now"]:
         opt.learning_rate.assign(lr_at(s, steps, lr, warmup=warmup))
-        loss = float(step(*[tf.constant(v) for v in data.batch(sample(), charset.encode)]))
+        group = by_length[keys[rng.choice(len(keys), p=weights / weights.sum())]]
+        lines = rng.choice(group, min(batch, len(group)), replace=False)
+        loss = float(step(*[tf.constant(v) for v in data.batch(lines, charset.encode)]))
         if math.isfinite(loss):
             losses.append(loss)
         s += 1
@@ -725,8 +670,7 @@ def train(args: argparse.Namespace) -> None:
         if any(shape.get(k, HEAD.get(k)) != cfg[k] for k in ("lstm", "lstm_stride", "classes")):
             raise SystemExit(f"--init {args.init}: head {shape}, this run's is {cfg}")
         model.set_weights(weights)
-    fit(model, data, tr, va, args.out, args.steps, args.lr, args.batch, args.eval_every, args.seed,
-        join=args.join, drop=args.drop)
+    fit(model, data, tr, va, args.out, args.steps, args.lr, args.batch, args.eval_every, args.seed)
 
 
 def backbone_model():
@@ -863,8 +807,6 @@ def main() -> None:
                     help="input columns per BiLSTM step (16: frames paired, half the steps)")
     ap.add_argument("--init", type=Path,
                     help="start the head from these weights (a .head.npz) instead of the teacher's")
-    ap.add_argument("--join", type=float, default=0.0, help="share of batches of two lines joined end to end")
-    ap.add_argument("--drop", type=float, default=0.0, help="dropout rate on the input frames' features")
     ap.add_argument("--calib", type=int, default=300, help="calibration lines for int8")
     run_step(ap, {"cache": cache, "train": train, "export": export})
 
