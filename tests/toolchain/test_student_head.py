@@ -39,3 +39,34 @@ def test_head_keeps_one_frame_per_input_frame_and_converts_to_full_int8(stride: 
     kinds = [max(codes[op.opcodeIndex].builtinCode, codes[op.opcodeIndex].deprecatedBuiltinCode)
              for op in graph.operators]
     assert kinds.count(schema.BuiltinOperator.UNIDIRECTIONAL_SEQUENCE_LSTM) == 2, "the BiLSTM: two fused LSTMs"
+
+
+def _args(out, **kw):
+    import argparse
+
+    base = {"out": out, "lstm": None, "lstm_stride": None, "init": None, "threads": 1, "steps": 1, "lr": 1e-3,
+            "batch": 2, "eval_every": 1, "seed": 0}
+    return argparse.Namespace(**{**base, **kw})
+
+
+def test_a_run_is_never_silently_trained_with_another_shape_or_start(tmp_path) -> None:
+    """--init of another shape, --init on a run that has checkpoints, and another --lstm-stride on
+    an existing run are refused by name before anything is written or trained."""
+    import json
+
+    from edge_ocr.paths import ROOT
+    from toolchain.crnn.student import train
+
+    shipped = ROOT / "models" / "crnn_student_zh_en.head.npz"
+    with pytest.raises(SystemExit, match="lstm_stride"):
+        train(_args(tmp_path / "new", lstm_stride=16, init=shipped))
+    assert not (tmp_path / "new" / "head.json").exists(), "a refused run leaves no shape behind"
+
+    run = tmp_path / "run"
+    (run / "ckpt").mkdir(parents=True)
+    (run / "head.json").write_text(json.dumps({"lstm": 64, "dropout": 0.1, "lstm_stride": 8, "classes": 10369}))
+    with pytest.raises(SystemExit, match="another head"):
+        train(_args(run, lstm_stride=16))
+    with pytest.raises(SystemExit, match="new run"):
+        train(_args(run, init=shipped))
+    assert json.loads((run / "head.json").read_text())["lstm_stride"] == 8

@@ -650,25 +650,38 @@ def fit(model, data: Frames, train_lines: np.ndarray, val_lines: np.ndarray, out
 
 
 def train(args: argparse.Namespace) -> None:
-    """The head on the cache, its inherited layers from the teacher (``head.json`` fixes its
-    shape for the run); hints are added to chunks cached before they existed."""
+    """The head on the cache, its inherited layers from the teacher, or from a saved head with
+    ``--init`` (a new run only). ``head.json`` fixes the head's shape for the run: a run resumed
+    with another ``--lstm``/``--lstm-stride`` is refused, not silently changed. Hints are added
+    to chunks cached before they existed."""
     from edge_ocr.recognition.charset import Charset
 
     cfg_path = args.out / "head.json"
+    asked = {k: v for k, v in (("lstm", args.lstm), ("lstm_stride", args.lstm_stride)) if v is not None}
     if cfg_path.exists():
         cfg = json.loads(cfg_path.read_text())
+        differ = {k: v for k, v in asked.items() if cfg.get(k, HEAD[k]) != v}
+        if differ:
+            raise SystemExit(f"{args.out} holds a run of another head ({cfg_path}: {cfg}); asked {differ}: "
+                             "give a new --out")
     else:
-        cfg = {**HEAD, "lstm": args.lstm, "lstm_stride": args.lstm_stride,
-               "classes": Charset.load(CHARSET).num_classes}
+        cfg = {**HEAD, **asked, "classes": Charset.load(CHARSET).num_classes}
+    if args.init:
+        if (args.out / "ckpt").exists():
+            raise SystemExit(f"--init starts a new run, but {args.out / 'ckpt'} holds one: give a new --out")
+        weights, shape = load_head(args.init)
+        differ = {k: shape.get(k, HEAD.get(k)) for k in ("lstm", "lstm_stride", "classes")
+                  if shape.get(k, HEAD.get(k)) != cfg[k]}
+        if differ:
+            raise SystemExit(f"--init {args.init}: its head has {differ}, this run's is {cfg}")
+    args.out.mkdir(parents=True, exist_ok=True)
+    if not cfg_path.exists():
         cfg_path.write_text(json.dumps(cfg))
     add_hints(args.out, args.threads)
     data = Frames.load(args.out)
     tr, va = data.split()
     model = head(cfg, teacher=teacher_head_init())
     if args.init:
-        weights, shape = load_head(args.init)
-        if any(shape.get(k, HEAD.get(k)) != cfg[k] for k in ("lstm", "lstm_stride", "classes")):
-            raise SystemExit(f"--init {args.init}: head {shape}, this run's is {cfg}")
         model.set_weights(weights)
     fit(model, data, tr, va, args.out, args.steps, args.lr, args.batch, args.eval_every, args.seed)
 
@@ -802,11 +815,12 @@ def main() -> None:
     ap.add_argument("--chunk", type=int, default=2000, help="rendered lines per chunk")
     ap.add_argument("--steps", type=int, default=4000, help="total steps of the head's schedule")
     ap.add_argument("--eval-every", type=int, default=500)
-    ap.add_argument("--lstm", type=int, default=HEAD["lstm"], help="BiLSTM units per direction")
-    ap.add_argument("--lstm-stride", type=int, default=HEAD["lstm_stride"], choices=(8, 16),
-                    help="input columns per BiLSTM step (16: frames paired, half the steps)")
+    ap.add_argument("--lstm", type=int, help=f"train, new run: BiLSTM units per direction ({HEAD['lstm']})")
+    ap.add_argument("--lstm-stride", type=int, choices=(8, 16),
+                    help=f"train, new run: input columns per BiLSTM step ({HEAD['lstm_stride']}; "
+                         "16: frames paired, half the steps)")
     ap.add_argument("--init", type=Path,
-                    help="start the head from these weights (a .head.npz) instead of the teacher's")
+                    help="train, new run: start the head from these weights (a .head.npz) instead of the teacher's")
     ap.add_argument("--calib", type=int, default=300, help="calibration lines for int8")
     run_step(ap, {"cache": cache, "train": train, "export": export})
 
