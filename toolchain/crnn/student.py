@@ -474,6 +474,12 @@ def cache(args: argparse.Namespace) -> None:
 HEAD = {"lstm": 64, "dropout": 0.1, "lstm_stride": 8}  # the shipped head (options change new runs)
 
 
+def read_shape(text: str) -> dict:
+    """A head's shape from its JSON (``head.json``, a ``.head.npz``'s config), the shipped head's
+    values where it predates a key (heads saved before ``lstm_stride`` existed ran at 8)."""
+    return {**HEAD, **json.loads(text)}
+
+
 def head(cfg: dict, batch_size: int | None = None, teacher: dict | None = None, training: bool = True):
     """Backbone frames (B, T, 384) → (logits (B, T, classes), features (B, T, 120)).
 
@@ -491,16 +497,16 @@ def head(cfg: dict, batch_size: int | None = None, teacher: dict | None = None, 
     import tf_keras as keras
     from tf_keras import layers
 
-    pair = cfg.get("lstm_stride", 8) // STRIDE
+    pair = cfg["lstm_stride"] // STRIDE
     if pair not in (1, 2):
-        raise ValueError(f"lstm_stride {cfg.get('lstm_stride')}: 8 or 16")
+        raise ValueError(f"lstm_stride {cfg['lstm_stride']}: 8 or 16")
     inp = keras.Input((None, FEATURES), batch_size=batch_size, name="frames")
     a_layer = layers.Dense(120, activation="swish", name="neck_a")
     b_layer = layers.Dense(120, activation="swish", name="neck_b")
     c_layer = layers.DepthwiseConv1D(7, padding="same", activation="swish", name="neck_c")
     a, b = a_layer(inp), b_layer(inp)
     x = layers.Add(name="neck_bc")([b, c_layer(b)])
-    if cfg.get("dropout") and training:
+    if cfg["dropout"] and training:
         x = layers.Dropout(cfg["dropout"], name="drop")(x)
     if pair == 2:
         x = layers.AveragePooling1D(2, padding="same", name="pairs")(x)
@@ -659,8 +665,8 @@ def train(args: argparse.Namespace) -> None:
     cfg_path = args.out / "head.json"
     asked = {k: v for k, v in (("lstm", args.lstm), ("lstm_stride", args.lstm_stride)) if v is not None}
     if cfg_path.exists():
-        cfg = json.loads(cfg_path.read_text())
-        differ = {k: v for k, v in asked.items() if cfg.get(k, HEAD[k]) != v}
+        cfg = read_shape(cfg_path.read_text())
+        differ = {k: v for k, v in asked.items() if cfg[k] != v}
         if differ:
             raise SystemExit(f"{args.out} holds a run of another head ({cfg_path}: {cfg}); asked {differ}: "
                              "give a new --out")
@@ -670,8 +676,7 @@ def train(args: argparse.Namespace) -> None:
         if (args.out / "ckpt").exists():
             raise SystemExit(f"--init starts a new run, but {args.out / 'ckpt'} holds one: give a new --out")
         weights, shape = load_head(args.init)
-        differ = {k: shape.get(k, HEAD.get(k)) for k in ("lstm", "lstm_stride", "classes")
-                  if shape.get(k, HEAD.get(k)) != cfg[k]}
+        differ = {k: shape[k] for k in ("lstm", "lstm_stride", "classes") if shape[k] != cfg[k]}
         if differ:
             raise SystemExit(f"--init {args.init}: its head has {differ}, this run's is {cfg}")
     args.out.mkdir(parents=True, exist_ok=True)
@@ -710,7 +715,7 @@ def load_head(path: Path) -> tuple[list[np.ndarray], dict]:
     """(weights as float32, shape) saved by :func:`save_head`."""
     d = np.load(path)
     weights = [d[k].astype(np.float32) for k in sorted(k for k in d.files if k.startswith("w"))]
-    return weights, json.loads(str(d["config"]))
+    return weights, read_shape(str(d["config"]))
 
 
 def student(weights: list[np.ndarray], cfg: dict):
@@ -785,7 +790,7 @@ def export(args: argparse.Namespace) -> None:
     """Float (``--out``) and full-integer int8 (``--models``) TFLite of backbone + head, each with
     contract and op audit; the head's weights and shape go beside the int8 model, for
     fine-tuning (:func:`save_head`)."""
-    cfg = json.loads((args.out / "head.json").read_text())
+    cfg = read_shape((args.out / "head.json").read_text())
     trained = head(cfg)
     trained.load_weights(args.out / "head.weights.h5")
     weights = trained.get_weights()
