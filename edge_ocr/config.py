@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import json
+import math
 import os
 import socket
 import tomllib
@@ -36,6 +37,8 @@ class DeviceConfig:
             self.id = socket.gethostname().split(".")[0] or "edge-ocr"
         if any(c in self.id for c in "/+#") or not self.id.isprintable():
             raise ConfigError(f"device.id: must not contain '/', '+', '#' or control characters, got {self.id!r}")
+        if self.id.startswith("$"):
+            raise ConfigError(f"device.id: must not start with '$' (reserved by brokers), got {self.id!r}")
 
 
 @dataclass
@@ -160,8 +163,8 @@ class MqttConfig:
             raise ConfigError("mqtt.cert_file: a client certificate needs mqtt.tls = true")
         if self.password and not self.username:
             raise ConfigError("mqtt.password: set mqtt.username too")
-        if not self.base_topic or any(c in self.base_topic for c in "+#"):
-            raise ConfigError(f"mqtt.base_topic: must be non-empty without '+' or '#', got {self.base_topic!r}")
+        _topic_levels("mqtt.base_topic", self.base_topic)
+        _topic_levels("mqtt.discovery_prefix", self.discovery_prefix)
 
 
 @dataclass
@@ -277,9 +280,9 @@ def _typed(key: str, kind: type, value: Any) -> Any:
             return value
         raise ConfigError(f"{key}: expected an integer, got {value!r}")
     if kind is float:
-        if isinstance(value, int | float) and not isinstance(value, bool):
+        if isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value):
             return float(value)
-        raise ConfigError(f"{key}: expected a number, got {value!r}")
+        raise ConfigError(f"{key}: expected a finite number, got {value!r}")
     if kind is str:
         if isinstance(value, str):
             return value
@@ -321,7 +324,10 @@ def _from_text(name: str, var: str, kind: type, text: str) -> Any:
         if kind is int:
             return int(text)
         if kind is float:
-            return float(text)
+            number = float(text)
+            if not math.isfinite(number):  # nan and inf pass every comparison-based rule
+                raise ValueError
+            return number
         if kind is list:
             return json.loads(text)
         return text
@@ -332,6 +338,18 @@ def _from_text(name: str, var: str, kind: type, text: str) -> Any:
 def _suggest(word: str, options: Any) -> str:
     close = difflib.get_close_matches(word, list(options), n=1)
     return f" (did you mean {close[0]!r}?)" if close else ""
+
+
+def _topic_levels(key: str, topic: str) -> None:
+    """A topic prefix the daemon publishes under: levels joined by '/', none empty, no wildcard
+    ('+', '#': a subscriber pattern, refused by brokers in a publish), no '$' first (``$SYS``,
+    ``$share``), no control or NUL characters (MQTT forbids them in topic names)."""
+    if not topic or any(c in topic for c in "+#") or not topic.isprintable():
+        raise ConfigError(f"{key}: must be non-empty without '+', '#' or control characters, got {topic!r}")
+    if "" in topic.split("/"):
+        raise ConfigError(f"{key}: an empty topic level (leading, trailing or double '/'), got {topic!r}")
+    if topic.startswith("$"):
+        raise ConfigError(f"{key}: must not start with '$' (reserved by brokers: $SYS, $share), got {topic!r}")
 
 
 def _positive(key: str, value: float) -> None:

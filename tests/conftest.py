@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 
@@ -47,3 +48,37 @@ def broker(tmp_path: Path):
     b = Broker(tmp_path / "broker").start()
     yield b
     b.stop()
+
+
+# Skips made visible (-ra lists them with their reasons) and, in CI, fatal: every test there has
+# what it needs (make test installs packages, CI has ../shared beside the checkout), so a skip
+# means a missing install step or data, never a pass. EDGE_OCR_STRICT_SKIPS=1 does the same locally.
+_SKIPPED: list[str] = []
+
+
+def _strict_skips() -> bool:
+    return bool(os.environ.get("CI")) or os.environ.get("EDGE_OCR_STRICT_SKIPS") == "1"
+
+
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    if report.skipped and not hasattr(report, "wasxfail"):
+        _SKIPPED.append(report.nodeid)
+
+
+def pytest_collectreport(report: pytest.CollectReport) -> None:
+    if report.skipped:
+        _SKIPPED.append(f"{report.nodeid} (whole module)")
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    if _SKIPPED and _strict_skips() and exitstatus == 0:
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+
+def pytest_terminal_summary(terminalreporter, exitstatus: int, config: pytest.Config) -> None:
+    if not _SKIPPED:
+        return
+    verdict = "FAILED: CI runs every test" if _strict_skips() else "set CI=1 to make them fail"
+    terminalreporter.section(f"{len(_SKIPPED)} skipped test(s): {verdict}", red=_strict_skips())
+    for nodeid in _SKIPPED:
+        terminalreporter.line(f"skipped: {nodeid}")

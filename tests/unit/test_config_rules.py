@@ -1,0 +1,98 @@
+"""Every configuration rule, each refused by name: one bad value per rule, written as a user
+would write it (TOML or an ``EDGE_OCR_…`` variable), and a check that no rule in
+``edge_ocr/config.py`` is left without a case here."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+from edge_ocr.config import ConfigError, load
+from edge_ocr.paths import ROOT
+
+# (TOML text, environment, the key the error must name, a fragment of the message)
+CASES = [
+    ("[device]\nid = 'room/12'\n", {}, "device.id", "must not contain"),
+    ("[device]\nid = 'room+'\n", {}, "device.id", "must not contain"),
+    ("[device]\nid = 'room#'\n", {}, "device.id", "must not contain"),
+    ("[device]\nid = \"room\\u0000\"\n", {}, "device.id", "control characters"),
+    ("[device]\nid = '$SYS'\n", {}, "device.id", "must not start with '$'"),
+    ("[capture]\nsource = ''\n", {}, "capture.source", "must not be empty"),
+    ("[capture]\nwidth = 0\n", {}, "capture.width", "must be positive"),
+    ("[capture]\nheight = -1\n", {}, "capture.height", "must be positive"),
+    ("[capture]\nfps = 0\n", {}, "capture.fps", "must be positive"),
+    ("[capture]\nretry_max_s = 0\n", {}, "capture.retry_max_s", "must be positive"),
+    ("[capture]\nread_timeout_s = -2\n", {}, "capture.read_timeout_s", "must be positive"),
+    ("[vision]\nfixed_region = [[0, 0], [1, 0], [1, 1], ['a', 1]]\n", {}, "vision.fixed_region", "4 corners"),
+    ("[vision]\nbinarizer = 'otsu2'\n", {}, "vision.binarizer", "must be one of"),
+    ("[vision]\ndetector = 'east'\n", {}, "vision.detector", "must be one of"),
+    ("[vision]\ndetector_side = 64\n", {}, "vision.detector_side", "≥ 128"),
+    ("[vision]\nbox_thresh = 1.0\n", {}, "vision.box_thresh", "from 0 to below 1"),
+    ("[vision]\nmin_confidence = -0.1\n", {}, "vision.min_confidence", "from 0 to below 1"),
+    ("[vision]\nunclip_ratio = -1\n", {}, "vision.unclip_ratio", "≥ 0"),
+    ("[vision]\nanalysis_side = 100\n", {}, "vision.analysis_side", "at least 256"),
+    ("[recognizer]\nthreads = 0\n", {}, "recognizer.threads", "must be positive"),
+    ("[recognizer]\nruntime = 'onnx'\n", {}, "recognizer.runtime", "must be one of"),
+    ("[recognizer]\ndecoder = 'viterbi'\n", {}, "recognizer.decoder", "must be one of"),
+    ("[recognizer]\nbeam_width = 0\n", {}, "recognizer.beam_width", "must be positive"),
+    ("[recognizer]\ncache_size = 0\n", {}, "recognizer.cache_size", "must be positive"),
+    ("[gate]\npixel_delta = 0\n", {}, "gate.pixel_delta", "must be positive"),
+    ("[gate]\nmotion = 1.5\n", {}, "gate.motion", "between 0 and 1"),
+    ("[gate]\nchange = 0\n", {}, "gate.change", "between 0 and 1"),
+    ("[gate]\nstable_frames = 0\n", {}, "gate.stable_frames", "must be positive"),
+    ("[gate]\nabsorb_frames = -3\n", {}, "gate.absorb_frames", "must be positive"),
+    ("[mqtt]\nport = 0\n", {}, "mqtt.port", "from 1 to 65535"),
+    ("[mqtt]\nprotocol = '4'\n", {}, "mqtt.protocol", "must be one of"),
+    ("[mqtt]\nkeepalive = 2\n", {}, "mqtt.keepalive", "at least 5 seconds"),
+    ("[mqtt]\ncert_file = '/nonexistent/c.pem'\n", {}, "mqtt.cert_file", "no such file"),
+    ("[mqtt]\nkey_file = '/nonexistent/k.pem'\n", {}, "mqtt.key_file", "no such file"),
+    ("[mqtt]\nca_file = '/nonexistent/ca.pem'\n", {}, "mqtt.ca_file", "no such file"),
+    ("[mqtt]\npassword = 'x'\n", {}, "mqtt.password", "set mqtt.username too"),
+    ("[mqtt]\nbase_topic = ''\n", {}, "mqtt.base_topic", "non-empty"),
+    ("[mqtt]\nbase_topic = 'school/#'\n", {}, "mqtt.base_topic", "without '+', '#'"),
+    ("[mqtt]\nbase_topic = 'school/+/ocr'\n", {}, "mqtt.base_topic", "without '+', '#'"),
+    ("[mqtt]\nbase_topic = '/edge-ocr'\n", {}, "mqtt.base_topic", "empty topic level"),
+    ("[mqtt]\nbase_topic = 'school//ocr'\n", {}, "mqtt.base_topic", "empty topic level"),
+    ("[mqtt]\nbase_topic = 'edge-ocr/'\n", {}, "mqtt.base_topic", "empty topic level"),
+    ("[mqtt]\nbase_topic = '$SYS/edge'\n", {}, "mqtt.base_topic", "must not start with '$'"),
+    ("[mqtt]\ndiscovery_prefix = 'home#'\n", {}, "mqtt.discovery_prefix", "without '+', '#'"),
+    ("[outbox]\nmax_messages = 0\n", {}, "outbox.max_messages", "must be positive"),
+    ("[http]\nport = 70000\n", {}, "http.port", "from 1 to 65535"),
+    ("[http]\nmax_body_mb = 0\n", {}, "http.max_body_mb", "must be positive"),
+    ("[http]\nthreads = 0\n", {}, "http.threads", "must be positive"),
+    ("[service]\nlog_level = 'trace'\n", {}, "service.log_level", "must be one of"),
+    ("[service]\ndrain_timeout_s = -1\n", {}, "service.drain_timeout_s", "≥ 0"),
+    # Not a number: nan and inf pass every comparison (nan <= 0 is False), so they are refused as such.
+    ("[gate]\nmotion = nan\n", {}, "gate.motion", "finite number"),
+    ("[capture]\nfps = inf\n", {}, "capture.fps", "finite number"),
+    ("", {"EDGE_OCR_GATE_CHANGE": "nan"}, "gate.change", "cannot read 'nan'"),
+    ("", {"EDGE_OCR_HTTP_MAX_BODY_MB": "inf"}, "http.max_body_mb", "cannot read 'inf'"),
+    ("", {"EDGE_OCR_DEVICE_ID": "a/b"}, "device.id", "must not contain"),
+    ("", {"EDGE_OCR_MQTT_BASE_TOPIC": "x/#"}, "mqtt.base_topic", "without '+', '#'"),
+]
+
+
+@pytest.mark.parametrize(("toml", "env", "key", "message"), CASES, ids=[f"{c[2]}-{i}" for i, c in enumerate(CASES)])
+def test_each_rule_refuses_by_name(tmp_path: Path, toml: str, env: dict, key: str, message: str) -> None:
+    f = tmp_path / "c.toml"
+    f.write_text(toml, encoding="utf-8")
+    with pytest.raises(ConfigError) as exc:
+        load(f, environ=env)
+    text = str(exc.value)
+    assert text.startswith(key) and message in text, text
+
+
+@pytest.mark.parametrize("topic", ["edge-ocr", "school-7/edge-ocr", "campus/north/room12"])
+def test_topic_prefixes_with_levels_are_accepted(topic: str) -> None:
+    assert load(None, environ={"EDGE_OCR_MQTT_BASE_TOPIC": topic}).mqtt.base_topic == topic
+
+
+def test_no_rule_is_left_untested() -> None:
+    """Every key that ``edge_ocr/config.py`` validates (an error message or helper call naming
+    ``section.key``) has a case above."""
+    source = (ROOT / "edge_ocr" / "config.py").read_text(encoding="utf-8")
+    ruled = set(re.findall(r"""(?:ConfigError\(f?|_[a-z]\w*\()["'](\w+\.\w+)\b""", source))
+    tested = {c[2] for c in CASES}
+    assert ruled - tested == set(), f"rules without a test case: {sorted(ruled - tested)}"
