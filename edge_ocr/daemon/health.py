@@ -19,6 +19,7 @@ COUNTERS = {
     "pages_published": ("pages_published_total", "pages handed to the outbox"),
     "events_published": ("events_published_total", "line events handed to the outbox"),
     "frame_errors": ("frame_errors_total", "frames that could not be used (bad shape, type, size)"),
+    "reload_failures": ("reload_failures_total", "reloads refused for an invalid configuration (the old one kept)"),
 }
 
 
@@ -50,6 +51,7 @@ class Health:
         self.counters = dict.fromkeys(COUNTERS, 0)
         self.recognise_ms = Histogram()
         self.camera_fault: str | None = None
+        self.config_fault: str | None = None  # the last reload's error, until a reload succeeds
         self.last_frame_ts: float | None = None
         self.sources: list[Source] = []
 
@@ -57,7 +59,7 @@ class Health:
         self.counters[name] += n
 
     def faults(self) -> dict[str, str]:
-        return merge_faults({"camera": self.camera_fault}, self.sources)
+        return merge_faults({"camera": self.camera_fault, "config": self.config_fault}, self.sources)
 
     def document(self) -> dict:
         """The health document: state ``ok`` or ``degraded`` (any fault), faults, model, uptime,

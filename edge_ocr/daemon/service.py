@@ -83,7 +83,10 @@ class Service:
             new = config_mod.load(self.config_path)
         except ConfigError as exc:
             log.error("reload_failed", error=str(exc), kept="previous configuration")
+            self.health.count("reload_failures")
+            self.health.config_fault = f"reload refused, previous configuration kept: {exc}"
             return
+        self.health.config_fault = None
         old, self.cfg = self.cfg, new
         setup(new.service.log_level)
         if (new.recognizer, new.vision) != (old.recognizer, old.vision):

@@ -75,3 +75,17 @@ def test_default_pipeline_reads_the_real_dev_pages() -> None:
         per_page[Path(row["file"]).stem] = round(e / max(1, c), 3)
     cer = errors / max(1, chars)
     assert cer <= PAGES_CER, f"dev pages CER {cer:.3f} > {PAGES_CER}: {per_page}"
+
+
+@pytest.mark.parametrize("model", ["ppocrv6_small_int8", "crnn_student_zh_en_int8", "crnn_zh_en_int8"])
+def test_each_contract_states_its_real_dev_cer_truly(model: str) -> None:
+    """The figure a model's contract publishes (``metrics.devset_real_lines.all.cer``, what
+    /health and the model card quote) is what the model reads on the dev lines today."""
+    from edge_ocr.model.contract import ModelContract
+
+    stated = ModelContract.load(ROOT / "models" / f"{model}.tflite").metrics["devset_real_lines"]["all"]
+    cfg = Config()
+    cfg.recognizer.model, cfg.recognizer.runtime = f"models/{model}.tflite", "litert"
+    measured = dev_line_cer(cfg.validate())
+    assert measured["lines"] == stated["lines"]
+    assert abs(measured["cer"] - stated["cer"]) <= 0.002, (measured["cer"], stated["cer"])

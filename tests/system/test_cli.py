@@ -12,14 +12,15 @@ def _run(*args: str) -> subprocess.CompletedProcess:
 
 
 def test_recognize_prints_text_and_confidence(samples) -> None:
-    paths = [str(p) for p, _ in samples[:3]]
+    """The first five samples' labels (rendered truth) are what the default model reads."""
+    paths = [str(p) for p, _ in samples[:5]]
     r = _run("recognize", *paths)
     assert r.returncode == 0, r.stderr
     lines = r.stdout.strip().splitlines()
-    assert len(lines) == 3
-    for line, path in zip(lines, paths):
-        name, conf, _text = line.split("\t", 2)
-        assert name == path and 0.0 <= float(conf) <= 1.0
+    assert len(lines) == 5
+    for line, path, (_, label) in zip(lines, paths, samples):
+        name, conf, text = line.split("\t", 2)
+        assert name == path and 0.5 <= float(conf) <= 1.0 and text == label
 
 
 def test_json_output_is_machine_readable(samples) -> None:

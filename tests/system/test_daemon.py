@@ -163,6 +163,9 @@ def test_broker_killed_twenty_times_loses_nothing(broker: Broker, tmp_path: Path
     duplicates = len(received) - len({d["msg_id"] for d in received})
     print(f"broker killed 20×: produced {len(want)}, delivered {len(want & got())}, duplicates {duplicates}")
     assert len(want) >= 20
+    # QoS 1 may repeat what was in flight when the broker died (measured: 34 over 20 kills and 132
+    # messages); a re-delivery storm (MQTT 5 re-sending a stuck window, 154 copies of 8) may not.
+    assert duplicates <= 3 * 20 and duplicates <= len(want) // 2, f"{duplicates} duplicates of {len(want)}"
 
 
 def test_daemon_sigkill_with_queued_messages_delivers_them_after_restart(tmp_path: Path) -> None:
@@ -252,8 +255,12 @@ def test_capture_command_and_reload(broker: Broker, tmp_path: Path) -> None:
     assert sub.wait_for(lambda: svc.cfg.gate.stable_frames == 3)
     config.write_text("[gate]\nstable_frame = 4\n")  # a typo: reported, old configuration kept
     svc.request_reload()
-    time.sleep(0.5)
+    assert sub.wait_for(lambda: svc.health.counters["reload_failures"] == 1), "the reload ran and was refused"
     assert svc.cfg.gate.stable_frames == 3
+    assert "gate.stable_frame: unknown key" in svc.health.document()["faults"]["config"]
+    config.write_text("[gate]\nstable_frames = 4\n")  # fixed: the fault clears
+    svc.request_reload()
+    assert sub.wait_for(lambda: svc.cfg.gate.stable_frames == 4 and "config" not in svc.health.faults())
     svc.request_stop()
     t.join(30)
     sub.close()
