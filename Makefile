@@ -10,15 +10,16 @@ APT_CONVERT := fonts-noto-cjk fonts-wqy-zenhei fonts-wqy-microhei fonts-arphic-u
 	fonts-humor-sans fonts-breip fonts-femkeklaver fonts-kristi fonts-rufscript fonts-comic-neue \
 	fonts-dejavu-core fonts-liberation2 fonts-smiley-sans fortunes-zh fortunes fortunes-min wamerican
 
-.PHONY: test-unit test-system student finetune import-ppocr import-det distill-det bench-pages run deps-runtime deps-test install uninstall arm64-check soak bench bench-accuracy test test-runtime test-toolchain lint model data train export evaluate samples lm lm-tune bench bench-vision clean
+.PHONY: fresh-check test-unit test-system student finetune import-ppocr import-det distill-det bench-pages run deps-runtime deps-test install uninstall arm64-check soak bench bench-accuracy test test-runtime test-toolchain lint model data train export evaluate samples lm lm-tune bench bench-vision clean
 
-# Install Debian packages only when root and only those missing (idempotent, quiet when done).
+# Install the Debian packages in $(1) that are missing, when root (idempotent, quiet when done);
+# when not root and some are missing, stop and name them: a test or `make run` would fail later.
 define apt_install
 	@missing=$$(for p in $(1); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
 	if [ -n "$$missing" ]; then \
-	  if [ "$$(id -u)" = 0 ]; then echo "apt: installing $$missing"; \
+	  if [ "$$(id -u)" = 0 ]; then echo "apt: installing" $$missing; \
 	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
-	  else echo "note: missing Debian packages (run as root or sudo apt install): $$missing"; fi; \
+	  else echo "missing Debian packages: run as root, or: sudo apt install" $$missing; exit 1; fi; \
 	fi
 endef
 
@@ -41,8 +42,7 @@ $(CVENV)/.done: requirements/toolchain.txt requirements/runtime.txt
 run: $(VENV)/.done deps-runtime
 	@scripts/run.sh
 
-# The daemon's broker for `make run`; the tests also need openssl (TLS certificates), a
-# headless Chromium (the web page) and fonts. Installed when root and missing.
+# The daemon's broker for `make run`. Installed when root and missing.
 deps-runtime:
 	$(call apt_install,mosquitto mosquitto-clients)
 
@@ -54,6 +54,12 @@ install:
 
 uninstall:
 	@PREFIX=$(PREFIX) DESTDIR=$(DESTDIR) scripts/install.sh uninstall
+
+# Not part of `make test` (about an hour, as root): the README's `make run` and `make test` in a
+# Debian 12 amd64 root made from nothing; logs in build/fresh-root/logs (scripts/fresh_root_check.sh).
+fresh-check:
+	$(call apt_install,mmdebstrap git)
+	scripts/fresh_root_check.sh
 
 # Not part of `make test` (minutes): edge-ocr in an emulated arm64 Debian, compared with x86.
 arm64-check: $(VENV)/.done
@@ -67,13 +73,18 @@ MINUTES ?= 30
 soak: $(VENV)/.done deps-runtime
 	$(PY) -m tests.soak --minutes $(MINUTES) --report reports/soak.md
 
-# Fonts: the vision tests render their pages (printed Latin and Chinese, vertical columns).
+# Everything the tests run or read besides Python: mosquitto (and mosquitto_passwd), openssl
+# (TLS certificates), a headless Chromium (the web page), systemd-analyze (the unit), make
+# (a staged `make install`), and fonts (unit and system tests render their pages: printed Latin
+# and Chinese, vertical columns). `make fresh-check` proves the list on a new machine.
+APT_TEST := mosquitto openssl chromium systemd make fonts-dejavu-core fonts-wqy-microhei
 deps-test:
-	$(call apt_install,mosquitto openssl chromium fonts-dejavu-core fonts-wqy-microhei)
+	$(call apt_install,$(APT_TEST))
 
-# pytest exit 5 means "no tests collected": that is a failure here, not a pass.
+# pytest exit 5 means "no tests collected": that is a failure here, not a pass. -rs names the
+# reason of each skip (a skip is a tool or a file that is not there).
 define pytest
-	@$(1) -m pytest $(2); rc=$$?; if [ $$rc = 5 ]; then echo "pytest collected no tests: failing"; exit 1; fi; exit $$rc
+	@$(1) -m pytest -rs $(2); rc=$$?; if [ $$rc = 5 ]; then echo "pytest collected no tests: failing"; exit 1; fi; exit $$rc
 endef
 
 test: test-runtime test-toolchain lint
@@ -81,7 +92,7 @@ test: test-runtime test-toolchain lint
 # tests/unit: fast, in-process; tests/system: a real mosquitto, real daemons, browsers, systemd files.
 test-runtime: test-unit test-system
 
-test-unit: $(VENV)/.done
+test-unit: $(VENV)/.done deps-test
 	$(call pytest,$(PY),tests/unit)
 
 test-system: $(VENV)/.done deps-test

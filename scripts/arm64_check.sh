@@ -4,7 +4,7 @@
 # and compare its text with this machine's, for the bundled sample lines and a whole board.
 #
 # - the root: mmdebstrap --variant=extract (download + unpack, no maintainer scripts, so no
-#   binfmt_misc is needed); python3 and the libraries the wheels link against;
+#   binfmt_misc is needed; scripts/debian_root.sh); python3 and the libraries the wheels link against;
 # - the wheels: requirements/device.txt for aarch64/cp311, fetched here with pip --platform
 #   (manylinux tags up to 2.36, bookworm's glibc) into a plain folder;
 # - qemu-aarch64-static -cpu cortex-a72 (a Raspberry Pi 4's core) runs the root's python3.11.
@@ -25,15 +25,11 @@ for tool in mmdebstrap qemu-aarch64-static; do
   command -v $tool >/dev/null || { echo "$tool missing: apt install mmdebstrap qemu-user-static"; exit 1; }
 done
 
+. scripts/debian_root.sh
 if [ ! -x "$ROOTFS/usr/bin/python$PYV" ]; then
   echo "== arm64 Debian $SUITE root → $ROOTFS"
-  rm -rf "$ROOTFS"
-  mmdebstrap --quiet --variant=extract --architectures=arm64 \
-    --include=python3,libpython$PYV-stdlib,libsqlite3-0,libstdc++6,libgcc-s1,zlib1g,libexpat1 \
-    "$SUITE" "$ROOTFS" http://deb.debian.org/debian
+  debian_root arm64 "$SUITE" "$ROOTFS" extract python3,libpython$PYV-stdlib,libsqlite3-0,libstdc++6,libgcc-s1,zlib1g,libexpat1
 fi
-# trixie's merged /usr symlinks are made by a maintainer script, which extract mode skips.
-for d in bin sbin lib; do [ -e "$ROOTFS/$d" ] || ln -s "usr/$d" "$ROOTFS/$d"; done
 mkdir -p "$ROOTFS/proc"
 "$VENV/bin/python" - "$ROOTFS/proc/cpuinfo" <<'PY'
 import os, sys
