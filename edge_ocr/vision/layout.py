@@ -5,7 +5,8 @@ finds a word alone). Boxes are joined into one line when they run along the same
 similar slant and height, the centre of one within ``across`` heights of the other's axis,
 and the gap between them along the axis under ``gap`` heights (defaults below); or when they
 overlap by more than half of the smaller one (the same line found twice). Lines are grouped into
-blocks (columns) and read block by block, top to bottom (``edge_ocr.vision.lines.reading_order``).
+blocks (columns) and read block by block, top to bottom, pieces of a row left to right
+(``edge_ocr.vision.lines.reading_order``).
 
 A box taller than wide (``vertical``) is a column of vertical writing or a line of a page
 turned by 90°; ``edge_ocr.vision.orientation`` decides which.

@@ -177,9 +177,36 @@ def connected_groups(n: int, joined: Callable[[int, int], bool]) -> list[list[in
     return list(groups.values())
 
 
+ROW_OVERLAP = 0.5  # share of the lower piece's height two pieces must overlap by to be one row
+ROW_GAP = 8.0  # widest gap (line heights) across which a lone piece joins a row of another block
+
+
+def _same_row(a: tuple[int, int, int, int], b: tuple[int, int, int, int]) -> bool:
+    """Two pieces side by side on one row: they overlap vertically by half the lower one's
+    height and not horizontally (lines of one column overlap horizontally, pieces of a row don't)."""
+    across = min(a[3], b[3]) - max(a[1], b[1])
+    along = min(a[2], b[2]) - max(a[0], b[0])
+    return across >= ROW_OVERLAP * min(a[3] - a[1], b[3] - b[1]) and along <= 0.1 * min(a[2] - a[0], b[2] - b[0])
+
+
+def _rows(group: list[int], b: list[tuple[int, int, int, int]]) -> list[int]:
+    """A block's lines top to bottom, pieces of one row left to right: a line cut at a wide gap
+    whose baseline rises has its right piece higher, and sorting by centre alone reads it first."""
+    rows: list[list[int]] = []
+    for i in sorted(group, key=lambda i: (b[i][1] + b[i][3]) / 2):
+        row = next((r for r in rows[-2:] if all(_same_row(b[i], b[j]) for j in r)), None)
+        if row is None:
+            rows.append([i])
+        else:
+            row.append(i)
+    return [i for row in rows for i in sorted(row, key=lambda i: b[i][0])]
+
+
 def reading_order(lines: list[LineRegion]) -> list[LineRegion]:
-    """Group lines into blocks (columns) by horizontal overlap; blocks left to right,
-    lines top to bottom inside a block."""
+    """Group lines into blocks (columns) by horizontal overlap; blocks left to right, lines top
+    to bottom inside a block, pieces of one row left to right. A lone piece beside a row of
+    another block, within ``ROW_GAP`` heights (the right part of a line cut at a wide gap,
+    reaching past the lines under it), is read with that row."""
     if not lines:
         return []
     b = [ln.bounds for ln in lines]
@@ -190,11 +217,19 @@ def reading_order(lines: list[LineRegion]) -> list[LineRegion]:
         gap = max(b[i][1], b[j][1]) - min(b[i][3], b[j][3])
         return overlap > 0.3 * narrow and gap < 2.5 * max(lines[i].height, lines[j].height)
 
-    blocks = sorted(connected_groups(len(lines), same_block),
-                    key=lambda g: (min(b[i][0] for i in g), min(b[i][1] for i in g)))
+    groups = connected_groups(len(lines), same_block)
+    for lone in [g for g in groups if len(g) == 1]:
+        i = lone[0]
+        reach = [ROW_GAP * max(lines[i].height, ln.height) for ln in lines]
+        beside = [j for g in groups if len(g) > 1 for j in g
+                  if _same_row(b[i], b[j]) and 0 <= b[i][0] - b[j][2] <= reach[j]]
+        if beside:
+            groups.remove(lone)
+            next(g for g in groups if beside[0] in g).append(i)
+    blocks = sorted(groups, key=lambda g: (min(b[i][0] for i in g), min(b[i][1] for i in g)))
     ordered = []
     for k, g in enumerate(blocks):
-        for i in sorted(g, key=lambda i: (b[i][1] + b[i][3]) / 2):
+        for i in _rows(g, b):
             lines[i].block = k
             ordered.append(lines[i])
     return ordered

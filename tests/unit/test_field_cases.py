@@ -67,3 +67,18 @@ def test_m03_m04_foreign_payloads_are_named() -> None:
     assert problem("page", json.loads((CASES / "M03-page-payload-foreign.json").read_text())) is not None
     assert problem("page", json.loads((CASES / "M04-page-payload-list.json").read_text())) == \
         "a JSON list, not an edge-ocr page message"
+
+
+F08_LINES = ["A:：取决于所使用的执行提供者，它可能没有完全支持模型中的所有操作。回落到CPU操作可能会导致性能速度的下降。"
+             "此外，即使一个操作是由CUDA execution",
+             "provider实现的，由于性能的原因，它也不一定会把操作分配/放置到CUDA EP上。要想看到ORT决定的位置，"
+             "请打开verbose日志并查看控制台的输出。"]  # transcribed by eye
+
+
+def test_f08_a_two_line_strip_reads_both_lines_in_order(reader: PageReader) -> None:
+    from toolchain.scoring import page_cer
+
+    reader.reset()
+    lines = [ln.text for ln in reader.read(read_image(CASES / "F08-two-line-strip.jpg")).lines]
+    assert len(lines) == 2 and page_cer(F08_LINES, lines) <= 0.05, lines
+    assert lines[0].startswith("A") and lines[1].startswith("provider"), lines
