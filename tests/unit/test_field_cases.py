@@ -17,6 +17,7 @@ from edge_ocr.page.diff import comparable
 from edge_ocr.page.reader import PageReader
 from edge_ocr.paths import ROOT
 from edge_ocr.tools.watch import problem
+from toolchain.scoring import page_cer
 
 CASES = ROOT.parent / "shared" / "field-cases"
 pytestmark = pytest.mark.skipif(not CASES.is_dir(), reason="../shared/field-cases is not here")
@@ -76,9 +77,24 @@ F08_LINES = ["A:：取决于所使用的执行提供者，它可能没有完全�
 
 
 def test_f08_a_two_line_strip_reads_both_lines_in_order(reader: PageReader) -> None:
-    from toolchain.scoring import page_cer
-
     reader.reset()
     lines = [ln.text for ln in reader.read(read_image(CASES / "F08-two-line-strip.jpg")).lines]
     assert len(lines) == 2 and page_cer(F08_LINES, lines) <= 0.05, lines
     assert lines[0].startswith("A") and lines[1].startswith("provider"), lines
+
+
+def test_f09_vertical_columns_read_right_to_left(reader: PageReader) -> None:
+    lines = _page(reader, read_image(CASES / "F09-vertical-zh.png"))
+    truth = ["有評是是非非之士師也", "是非不得問之人要取之", "已取之時不參一人見而"]  # the README's right answer
+    assert len(lines) == 3 and page_cer(truth, lines) <= 0.1, lines
+
+
+F11_LINES = ["This is a lot of 12 point text to test the", "ocr code and see if it works on all types",
+             "of file format.", "The quick brown dog jumped over the", "lazy fox. The quick brown dog jumped",
+             "over the lazy fox. The quick brown dog", "jumped over the lazy fox. The quick",
+             "brown dog jumped over the lazy fox."]  # transcribed by eye from the page turned upright
+
+
+def test_f11_a_page_upside_down_in_its_pixels_reads_upright(reader: PageReader) -> None:
+    lines = _page(reader, read_image(CASES / "F11-page-upside-down.png"))
+    assert len(lines) == 8 and page_cer(F11_LINES, lines) <= 0.03, lines
