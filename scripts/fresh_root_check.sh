@@ -39,6 +39,13 @@ if [ "${1:-}" != --inside ]; then
   git clone -q --no-local "$(pwd)" "$ROOTFS$REPO"
   mkdir -p "$ROOTFS/work/shared"
   cp /etc/resolv.conf "$ROOTFS/etc/resolv.conf"
+  printf '127.0.0.1\tlocalhost\n::1\t\tlocalhost ip6-localhost ip6-loopback\n' > "$ROOTFS/etc/hosts"  # as the installer writes it
+  # This network's TLS trust, which a new machine here has too (registries are reached through a
+  # proxy with its own CA): the local CA certificates, kept by ca-certificates when it installs,
+  # and the bundle the variables passed in below name.
+  mkdir -p "$ROOTFS/usr/local/share/ca-certificates" "$ROOTFS/etc/ssl/certs"
+  [ -d /usr/local/share/ca-certificates ] && cp -a /usr/local/share/ca-certificates/. "$ROOTFS/usr/local/share/ca-certificates/"
+  [ -f /etc/ssl/certs/ca-certificates.crt ] && cp /etc/ssl/certs/ca-certificates.crt "$ROOTFS/etc/ssl/certs/"
   OUT=$OUT SHARED=$SHARED RUN_SECONDS=$RUN_SECONDS exec unshare --mount --propagation private "$0" --inside
 fi
 
@@ -50,12 +57,16 @@ mount -t tmpfs -o mode=1777,nosuid,nodev shm "$ROOTFS/dev/shm"
 mount --bind "$SHARED" "$ROOTFS/work/shared"
 mount -o remount,bind,ro "$ROOTFS/work/shared"
 
-# A new machine's environment: no pip configuration, no proxies; only the CPU notes for OpenBLAS
-# that this machine sets (they describe the processor, not a set-up step), and CI=true as CI has.
+# A new machine's environment: none of this machine's pip configuration (local wheel folders and
+# indexes, constraints); only what describes the machine and its network, not a set-up step: the
+# variables that name the CA bundle, the CPU notes for OpenBLAS, and CI=true as CI has.
+machine_env=()
+for v in PIP_CERT REQUESTS_CA_BUNDLE SSL_CERT_FILE SSL_CERT_DIR OPENBLAS_CORETYPE OPENBLAS_L2_SIZE; do
+  [ -n "${!v:-}" ] && machine_env+=("$v=${!v}")
+done
 in_root() {
   env -i HOME=/root LANG=C.UTF-8 TERM=dumb CI=true DEBIAN_FRONTEND=noninteractive \
-    PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin \
-    ${OPENBLAS_CORETYPE:+OPENBLAS_CORETYPE=$OPENBLAS_CORETYPE} ${OPENBLAS_L2_SIZE:+OPENBLAS_L2_SIZE=$OPENBLAS_L2_SIZE} \
+    PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin "${machine_env[@]}" \
     chroot "$ROOTFS" bash -c "$1"
 }
 phase() {  # phase NAME COMMAND: run COMMAND in the root, log it, print its wall time

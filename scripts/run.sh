@@ -13,7 +13,7 @@ trap cleanup EXIT INT TERM
 
 if "$VENV/bin/python" -c 'import socket,sys; sys.exit(socket.socket().connect_ex(("127.0.0.1",1883)))' 2>/dev/null; then
   PORT=1883
-  echo "== broker: the MQTT broker already listening on localhost:1883"
+  echo "== broker: the MQTT broker already listening on 127.0.0.1:1883"
 else
   MOSQUITTO=$(command -v mosquitto || echo /usr/sbin/mosquitto)
   [ -x "$MOSQUITTO" ] || { echo "mosquitto is not installed: sudo apt install mosquitto"; exit 1; }
@@ -24,18 +24,20 @@ else
     "$PORT" "$(pwd)/$STATE/broker" "$(id -un)" > "$STATE/broker/mosquitto.conf"
   "$MOSQUITTO" -c "$STATE/broker/mosquitto.conf" > "$STATE/broker/mosquitto.log" 2>&1 &
   pids+=($!)
-  echo "== broker: mosquitto on localhost:$PORT (log $STATE/broker/mosquitto.log)"
+  echo "== broker: mosquitto on 127.0.0.1:$PORT (log $STATE/broker/mosquitto.log)"
   sleep 0.5
 fi
 
 echo "== subscriber: pages and line events as they arrive (Ctrl-C stops everything)"
-"$VENV/bin/edge-ocr" watch --port "$PORT" &
+# 127.0.0.1, the address the broker listens on: "localhost" may not resolve (no /etc/hosts) or
+# resolve to ::1 first.
+"$VENV/bin/edge-ocr" watch --host 127.0.0.1 --port "$PORT" &
 pids+=($!)
 sleep 0.5
 
 echo "== daemon: edge-ocr run --config config/edge-ocr.toml (log $STATE/daemon.log)"
 set +e
-EDGE_OCR_MQTT_PORT=$PORT EDGE_OCR_SERVICE_STATE_DIR=$STATE/daemon \
+EDGE_OCR_MQTT_HOST=127.0.0.1 EDGE_OCR_MQTT_PORT=$PORT EDGE_OCR_SERVICE_STATE_DIR=$STATE/daemon \
   "$VENV/bin/edge-ocr" run --config config/edge-ocr.toml > "$STATE/daemon.log" 2>&1
 rc=$?
 set -e
@@ -43,4 +45,10 @@ sleep 1
 if [ $rc != 0 ]; then echo "== daemon exited with $rc; last log lines:"; tail -n 15 "$STATE/daemon.log"; exit $rc; fi
 echo
 echo "== done: the video has ended. The daemon's log is $STATE/daemon.log; its summary:"
-grep 'event=stopped' "$STATE/daemon.log" | tail -n 1
+summary=$(grep 'event=stopped' "$STATE/daemon.log" | tail -n 1)
+echo "$summary"
+left=$(sed -nE 's/.* outbox_left=([0-9]+).*/\1/p' <<< "$summary")
+if [ "${left:-0}" != 0 ]; then
+  echo "== $left messages never reached the broker (they stay in $STATE/daemon's outbox); see the log"
+  exit 1
+fi
