@@ -63,11 +63,23 @@ class LineEvent:
                 "box": rounding.pixels(self.box), "confidence": rounding.confidence(self.confidence)}
 
 
-def box_iou(a: list[list[float]], b: list[list[float]]) -> float:
+def _hulls(a: list[list[float]], b: list[list[float]]) -> tuple[np.ndarray, np.ndarray, float]:
     pa, pb = (cv2.convexHull(np.asarray(p, np.float32).reshape(-1, 2)) for p in (a, b))
     inter, _ = cv2.intersectConvexConvex(pa, pb)
+    return pa, pb, float(inter)
+
+
+def box_iou(a: list[list[float]], b: list[list[float]]) -> float:
+    pa, pb, inter = _hulls(a, b)
     union = cv2.contourArea(pa) + cv2.contourArea(pb) - inter
-    return float(inter / union) if union > 0 else 0.0
+    return inter / union if union > 0 else 0.0
+
+
+def box_inside(part: list[list[float]], whole: list[list[float]]) -> float:
+    """The share of ``part``'s area that lies inside ``whole`` (0..1)."""
+    pa, _, inter = _hulls(part, whole)
+    area = cv2.contourArea(pa)
+    return inter / area if area > 0 else 0.0
 
 
 def match_boxes(a: list, b: list, threshold: float) -> list[tuple[int, int]]:
@@ -122,6 +134,43 @@ def reconcile(old: list[PageLine], new: list[PageLine]) -> tuple[list[PageLine],
 
 
 Lines = list[PageLine]
+PIECE = 0.6  # share of a piece's box inside a whole line's box for it to be a piece of that line
+
+
+def _joined(pieces: Lines) -> PageLine:
+    """Pieces of one line read as one: texts joined by a space along the line (left to right; top
+    to bottom for vertical writing), each character keeping its confidence."""
+    axis = 1 if pieces[0].vertical else 0
+    pieces = sorted(pieces, key=lambda p: float(np.mean([pt[axis] for pt in p.box])))
+    chars: list[float] = []
+    for k, p in enumerate(pieces):
+        chars += ([1.0] if k else []) + _char_confidences(p)
+    return dataclasses.replace(pieces[0], text=" ".join(p.text for p in pieces), char_confidences=chars,
+                               confidence=min(p.confidence for p in pieces))
+
+
+def regroup(old: Lines, new: Lines) -> Lines:
+    """``new`` with lines the detector cut or joined differently from the frame before put back
+    as they were, when they read the same: a line found as two pieces (a gap, a glare) or two
+    pieces found as one line is no edit of the board, and must not become ``added``, ``changed``
+    or ``removed`` events. Pieces of a line are the lines whose boxes lie (``PIECE``) inside its
+    box. New pieces of an old line always join at its place (an edit there is then one
+    ``changed`` line); old pieces inside one new line stay when the new line reads as they did
+    joined (no :func:`sure_difference`)."""
+    new = list(new)
+    for o in old:  # one old line, several new pieces: one line at the old line's place again
+        idx = [j for j, n in enumerate(new) if box_inside(n.box, o.box) >= PIECE]
+        if len(idx) > 1:
+            new[idx[0]] = dataclasses.replace(_joined([new[j] for j in idx]), box=o.box, surface_box=o.surface_box)
+            new = [n for j, n in enumerate(new) if j not in idx[1:]]
+    out: Lines = []
+    for n in new:  # several old pieces, one new line: the old pieces stay as they were
+        pieces = [o for o in old if box_inside(o.box, n.box) >= PIECE]
+        if len(pieces) > 1 and not sure_difference(_joined(pieces), n):
+            out += pieces
+        else:
+            out.append(n)
+    return out
 
 
 def reconcile_board(old: Lines, new: Lines,
@@ -133,6 +182,7 @@ def reconcile_board(old: Lines, new: Lines,
     ``occluded`` when something stands in front of it); a line reads ``changed`` only where it is
     clean; a new line is held back (the third list) until it and its surroundings are clean, so a
     half-uncovered line is never published. Returns (page lines, events, held-back lines)."""
+    new = regroup(old, new)
     old_of = {j: i for i, j in match_boxes([o.box for o in old], [n.box for n in new], MATCH_IOU)}
     used = set(old_of.values())
     events, kept = [], []

@@ -76,3 +76,27 @@ def test_a_board_with_someone_in_front_makes_events_only_where_it_is_clean() -> 
     places[400] = "clean"
     lines, events, held = reconcile_board(lines, new, state)
     assert [(e.kind, e.text) for e in events] == [("changed", "delta 7"), ("added", "epsilon")] and not held
+
+
+def _piece(text: str, x0: float, x1: float, y: float = 200, conf: float = 0.97) -> PageLine:
+    return PageLine(text, conf, [[x0, y], [x1, y], [x1, y + 40], [x0, y + 40]], 0, [conf] * len(text))
+
+
+def test_a_line_found_as_two_pieces_next_frame_is_no_edit() -> None:
+    """The detector cuts a line at a gap in one frame and not the other: nothing was written or
+    erased, so no event either way and the page keeps the one line."""
+    whole = [_piece("Bring the red folder", 100, 700, y=100), _piece("Homework due Friday", 100, 700)]
+    split = [_piece("Bring the red folder", 100, 700, y=100), _piece("Homework", 100, 330),
+             _piece("due Friday", 370, 700)]
+    lines, events = reconcile(whole, split)
+    assert events == [] and [ln.text for ln in lines] == ["Bring the red folder", "Homework due Friday"]
+    lines, events = reconcile(split, whole)  # and joined again in the frame after
+    assert events == [] and [ln.text for ln in lines] == ["Bring the red folder", "Homework", "due Friday"]
+
+
+def test_an_edit_inside_a_line_found_in_pieces_is_one_change() -> None:
+    whole = [_piece("Homework due Friday", 100, 700)]
+    split = [_piece("Homework", 100, 330), _piece("due Monday", 370, 700)]
+    lines, events = reconcile(whole, split)
+    assert [(e.kind, e.text, e.previous) for e in events] == [("changed", "Homework due Monday", "Homework due Friday")]
+    assert [ln.text for ln in lines] == ["Homework due Monday"]
