@@ -14,7 +14,7 @@ import numpy as np
 from edge_ocr import __version__, options, rounding
 from edge_ocr.config import Config, ConfigError, summary
 from edge_ocr.config import load as load_config
-from edge_ocr.imageio import ImageError, read_image
+from edge_ocr.imageio import ImageError, configure, read_pages
 from edge_ocr.model.contract import ContractError
 from edge_ocr.model.interpreter import RuntimeMissingError
 from edge_ocr.page.build import build_reader
@@ -56,36 +56,39 @@ def _recognize(args: argparse.Namespace) -> int:
     rows = []
     for path in args.images:
         try:
-            image = read_image(path)
+            images = read_pages(path)  # every page of a multi-page TIFF, each read and reported as its own
         except ImageError as exc:
             print(f"edge-ocr: {exc}", file=sys.stderr)
             rows.append({"file": str(path), "error": str(exc)})
             failed += 1
             continue
-        if is_page(image, args.mode, reader.detector):
-            debug: dict | None = {} if args.debug_dir else None
-            reader.reset()  # each image is read on its own
-            try:
-                page = reader.read(image, debug)
-            except ValueError as exc:
-                print(f"edge-ocr: {path}: {exc}", file=sys.stderr)
-                rows.append({"file": str(path), "error": str(exc)})
-                failed += 1
+        for number, image in enumerate(images, 1):
+            several = len(images) > 1
+            label, page_no = (f"{path} [page {number}/{len(images)}]", {"page": number}) if several else (path, {})
+            if is_page(image, args.mode, reader.detector):
+                debug: dict | None = {} if args.debug_dir else None
+                reader.reset()  # each image is read on its own
+                try:
+                    page = reader.read(image, debug)
+                except ValueError as exc:
+                    print(f"edge-ocr: {label}: {exc}", file=sys.stderr)
+                    rows.append({"file": str(path), **page_no, "error": str(exc)})
+                    failed += 1
+                    continue
+                if debug is not None:
+                    _write_debug(args.debug_dir, path.with_stem(f"{path.stem}.p{number}") if several else path, debug)
+                rows.append({"file": str(path), **page_no, "mode": "page", **page.to_dict()})
+                if not args.json:
+                    turned = f", read turned by {page.rotation}°" if page.rotation else ""
+                    print(f"== {label}: {len(page.lines)} lines, {page.timings_ms['total']:.0f} ms{turned}")
+                    for ln in page.lines:
+                        print(f"{ln.block}\t{ln.confidence:.3f}\t{ln.text}")
                 continue
-            if debug is not None:
-                _write_debug(args.debug_dir, path, debug)
-            rows.append({"file": str(path), "mode": "page", **page.to_dict()})
+            result = rec.recognize([image])[0]
+            line = PageLine.whole(image, result.text, result.confidence, result.char_confidences)
+            rows.append({"file": str(path), **page_no, "mode": "line", **line.to_dict(), "ms": rounding.ms(result.ms)})
             if not args.json:
-                turned = f", read turned by {page.rotation}°" if page.rotation else ""
-                print(f"== {path}: {len(page.lines)} lines, {page.timings_ms['total']:.0f} ms{turned}")
-                for ln in page.lines:
-                    print(f"{ln.block}\t{ln.confidence:.3f}\t{ln.text}")
-            continue
-        result = rec.recognize([image])[0]
-        line = PageLine.whole(image, result.text, result.confidence, result.char_confidences)
-        rows.append({"file": str(path), "mode": "line", **line.to_dict(), "ms": rounding.ms(result.ms)})
-        if not args.json:
-            print(f"{path}\t{result.confidence:.3f}\t{result.text}")
+                print(f"{label}\t{result.confidence:.3f}\t{result.text}")
     if args.json:
         doc = {"model": rec.contract.id, "detector": reader.detector.contract.id if reader.detector else "classical",
                "runtime": rec.runtime, "decoder": r.decoder, "lines": rows}
@@ -95,10 +98,12 @@ def _recognize(args: argparse.Namespace) -> int:
 
 def _load_config(path: Path | None) -> Config | None:
     try:
-        return load_config(path)
+        cfg = load_config(path)
     except ConfigError as exc:
         print(f"edge-ocr: configuration error: {exc}", file=sys.stderr)
         return None
+    configure(cfg.image)  # the image limits of every command: recognize, serve, run
+    return cfg
 
 
 def _long_running(path: Path | None) -> Config | None:
@@ -146,9 +151,14 @@ def _serve(args: argparse.Namespace) -> int:
     cfg = _long_running(args.config)
     if cfg is None:
         return 2
-    for key in ("host", "port", "token"):
+    for key in ("host", "port", "token", "allow_open"):
         if getattr(args, key) is not None:
             setattr(cfg.http, key, getattr(args, key))
+    try:
+        cfg.http.validate()  # the flags too, before a model is loaded: an open bind is refused here
+    except ConfigError as exc:
+        print(f"edge-ocr: configuration error: {exc}", file=sys.stderr)
+        return 2
     try:
         reader = build_reader(cfg)
     except (FileNotFoundError, ContractError, RuntimeMissingError, ValueError) as exc:
@@ -156,8 +166,9 @@ def _serve(args: argparse.Namespace) -> int:
         return 2
     try:
         build_api(cfg.http, reader).serve()
-    except OSError as exc:
-        print(f"edge-ocr: cannot listen on {cfg.http.host}:{cfg.http.port}: {exc.strerror or exc}", file=sys.stderr)
+    except (OSError, ValueError) as exc:  # ValueError: waitress cannot resolve the host
+        print(f"edge-ocr: cannot listen on {cfg.http.host}:{cfg.http.port}: {getattr(exc, 'strerror', None) or exc}",
+              file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         pass
@@ -220,7 +231,8 @@ def build_parser() -> argparse.ArgumentParser:
     rec.add_argument("--threads", type=int, default=None)
     rec.add_argument("--runtime", choices=options.RUNTIMES, default=None)
     rec.add_argument("--no-xnnpack", action="store_true",
-                     help="builtin int8 kernels: slower, bit-exact across runtimes (also EDGE_OCR_XNNPACK=0)")
+                     help="builtin int8 kernels for every model (recogniser and detector): slower, bit-exact "
+                          "across runtimes (also EDGE_OCR_XNNPACK=0, recognizer.xnnpack = false)")
     rec.set_defaults(func=_recognize)
     run = sub.add_parser("run", help="the daemon: camera frames in, text out over MQTT")
     run.add_argument("--config", type=Path, default=None, help="TOML file (default: built-in defaults + env)")
@@ -232,7 +244,11 @@ def build_parser() -> argparse.ArgumentParser:
     srv.add_argument("--config", type=Path, default=None, help="TOML file: [http] and [recognizer] sections")
     srv.add_argument("--host", default=None, help="default 127.0.0.1 (http.host)")
     srv.add_argument("--port", type=int, default=None, help="default 8080 (http.port)")
-    srv.add_argument("--token", default=None, help="bearer token (better: EDGE_OCR_HTTP_TOKEN)")
+    srv.add_argument("--token", default=None, help="bearer token (better: EDGE_OCR_HTTP_TOKEN); required "
+                     "when --host is not a loopback address, unless --allow-open")
+    srv.add_argument("--allow-open", action="store_true", default=None,
+                     help="serve a non-loopback host without a token: anyone on the network may use the API "
+                          "(http.allow_open)")
     srv.set_defaults(func=_serve)
     b = sub.add_parser("bench", help="measure frame and API costs on this device (Markdown report)")
     b.add_argument("--quick", action="store_true", help="few repeats: a smoke run, not figures to quote")

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import ipaddress
 import json
 import math
 import os
@@ -22,6 +23,7 @@ from typing import Any, get_type_hints
 from edge_ocr import options
 
 ENV_PREFIX = "EDGE_OCR_"
+ENV_ALIASES = {"EDGE_OCR_XNNPACK": "EDGE_OCR_RECOGNIZER_XNNPACK"}  # old name → the key's variable
 
 
 class ConfigError(ValueError):
@@ -50,6 +52,10 @@ class CaptureConfig:
     loop: bool = False  # replay a video file forever (demos, soak tests)
     retry_max_s: float = 2.0  # backoff cap while the camera is gone
     read_timeout_s: float = 5.0
+    # An image folder: a file is read once unchanged (size, mtime, inode) this long and whole
+    folder_settle_s: float = 0.5
+    # An image folder: a file still incomplete or undecodable, unchanged this long, is reported once
+    folder_give_up_s: float = 10.0
 
     def validate(self) -> None:
         _positive("capture.width", self.width)
@@ -57,6 +63,11 @@ class CaptureConfig:
         _positive("capture.fps", self.fps)
         _positive("capture.retry_max_s", self.retry_max_s)
         _positive("capture.read_timeout_s", self.read_timeout_s)
+        if self.folder_settle_s < 0:
+            raise ConfigError(f"capture.folder_settle_s: must be ≥ 0, got {self.folder_settle_s}")
+        if self.folder_give_up_s <= self.folder_settle_s:
+            raise ConfigError(f"capture.folder_give_up_s: must be above capture.folder_settle_s "
+                              f"({self.folder_settle_s}), got {self.folder_give_up_s}")
         if not self.source:
             raise ConfigError("capture.source: must not be empty (use 'auto')")
 
@@ -105,7 +116,7 @@ class RecognizerConfig:
     beam_width: int = 8
     lm: str = ""
     lm_weight: float = 0.1
-    xnnpack: bool = True
+    xnnpack: bool = True  # XNNPACK kernels (threads, runtime and this apply to every model, the detector too)
     cache_size: int = 512
 
     def validate(self) -> None:
@@ -132,6 +143,9 @@ class GateConfig:
         _positive("gate.absorb_frames", self.absorb_frames)
 
 
+MIN_MESSAGE_BYTES = 1024  # below this not even a one-line page fits
+
+
 @dataclass
 class MqttConfig:
     enabled: bool = True
@@ -148,10 +162,17 @@ class MqttConfig:
     protocol: str = "auto"  # auto (MQTT 5, falling back to 3.1.1) | 5 | 3.1.1
     home_assistant: bool = False
     discovery_prefix: str = "homeassistant"
+    # Largest PUBLISH packet sent, in bytes (payload + topic + about 5): a page over it is trimmed,
+    # anything else replaced by a "too large" notice. 0: only the limit an MQTT 5 broker announces.
+    max_message_bytes: int = 131_072
+    retain: bool = True  # false for brokers without retained messages (the Will too)
 
     def validate(self) -> None:
         if not 1 <= self.port <= 65535:
             raise ConfigError(f"mqtt.port: expected an integer from 1 to 65535, got {self.port}")
+        if self.max_message_bytes and self.max_message_bytes < MIN_MESSAGE_BYTES:
+            raise ConfigError(f"mqtt.max_message_bytes: 0 (the broker's announced limit only) or at least "
+                              f"{MIN_MESSAGE_BYTES}, got {self.max_message_bytes}")
         _choice("mqtt.protocol", self.protocol, options.MQTT_PROTOCOLS)
         if self.keepalive < 5:
             raise ConfigError(f"mqtt.keepalive: must be at least 5 seconds, got {self.keepalive}")
@@ -179,17 +200,74 @@ class OutboxConfig:
 @dataclass
 class HttpConfig:
     enabled: bool = False  # the daemon serves the REST API and web page (``edge-ocr serve`` always does)
-    host: str = "127.0.0.1"  # localhost only; set "0.0.0.0" to expose it, and then set a token
+    host: str = "127.0.0.1"  # loopback only; any other address needs a token (or allow_open)
     port: int = 8080
     token: str = field(default="", repr=False)  # bearer token required on /api, /health, /metrics when set
+    allow_open: bool = False  # serve a non-loopback host without a token: an API open to the network, on purpose
     max_body_mb: float = 10.0
-    threads: int = 4
+    threads: int = 4  # worker threads for uploads (POST); one more thread serves every other request
+    upload_queue: int = 16  # uploads waiting for a worker; more are answered 503 with Retry-After
+    max_connections: int = 256  # open connections; more are answered 503 and closed
+    request_timeout_s: float = 20.0  # a request must arrive within this (headers and body) …
+    min_bytes_per_s: int = 1000  # … plus 1 s per this many bytes received; slower ones get 408
+    idle_timeout_s: int = 30  # an idle keep-alive connection is closed after this
 
     def validate(self) -> None:
         if not 1 <= self.port <= 65535:
             raise ConfigError(f"http.port: expected an integer from 1 to 65535, got {self.port}")
         _positive("http.max_body_mb", self.max_body_mb)
-        _positive("http.threads", self.threads)
+        for key in ("threads", "max_connections", "request_timeout_s", "min_bytes_per_s", "idle_timeout_s"):
+            _positive(f"http.{key}", getattr(self, key))
+        if self.upload_queue < 0:
+            raise ConfigError(f"http.upload_queue: must be ≥ 0, got {self.upload_queue}")
+        if not self.host.strip():
+            raise ConfigError("http.host: must not be empty (127.0.0.1: this machine only; 0.0.0.0: every address)")
+        if not self.token and not self.allow_open and not is_loopback(self.host):
+            raise ConfigError(
+                f"http.host: {self.host!r} is not a loopback address and http.token is empty, so anyone on the "
+                "network could use the API: set a token (http.token, EDGE_OCR_HTTP_TOKEN or serve --token), "
+                "or say that an open API is wanted (http.allow_open = true, serve --allow-open), "
+                "or listen on 127.0.0.1")
+
+
+def is_loopback(host: str) -> bool:
+    """Whether a listen address reaches this machine only: 127.0.0.0/8, ::1 (also IPv4-mapped and in
+    brackets), ``localhost`` (RFC 6761), or a host name every address of which is loopback. The
+    wildcard ("", "0.0.0.0", "::") and a name that does not resolve are not."""
+    name = host.strip().removeprefix("[").removesuffix("]").lower().rstrip(".")
+    if name == "localhost" or name.endswith(".localhost"):
+        return True
+    try:
+        return _loopback_address(name)  # a literal address: no lookup
+    except ValueError:
+        pass
+    try:
+        addresses = {info[4][0] for info in socket.getaddrinfo(name, None)} if name else set()
+    except (OSError, UnicodeError):
+        return False
+    return bool(addresses) and all(_loopback_address(a) for a in addresses)
+
+
+def _loopback_address(text: str) -> bool:
+    address = ipaddress.ip_address(text.split("%")[0])
+    mapped = getattr(address, "ipv4_mapped", None)
+    return (mapped or address).is_loopback
+
+
+@dataclass
+class ImageConfig:
+    """What one input image may take (API uploads, ``recognize``, the folder source), checked
+    from its header before any pixel is decoded; see docs/api.md."""
+
+    max_megapixels: float = 50.0  # all pages of one input together; a 12 MP photo is 12
+    max_pages: int = 50  # pages of a multi-page TIFF
+    decode_memory_mb: float = 512.0  # memory decoded images hold at once, all threads together; more waits
+
+    def validate(self) -> None:
+        _positive("image.max_megapixels", self.max_megapixels)
+        _positive("image.max_pages", self.max_pages)
+        if self.decode_memory_mb < 16:
+            raise ConfigError(f"image.decode_memory_mb: must be at least 16, got {self.decode_memory_mb}")
 
 
 @dataclass
@@ -217,6 +295,7 @@ class Config:
     mqtt: MqttConfig = field(default_factory=MqttConfig)
     outbox: OutboxConfig = field(default_factory=OutboxConfig)
     http: HttpConfig = field(default_factory=HttpConfig)
+    image: ImageConfig = field(default_factory=ImageConfig)
     service: ServiceConfig = field(default_factory=ServiceConfig)
 
     @property
@@ -239,7 +318,7 @@ def load(path: str | Path | None = None, environ: dict[str, str] | None = None) 
         except OSError as exc:
             raise ConfigError(f"cannot read configuration {p}: {exc.strerror or exc}") from None
         try:
-            data = tomllib.loads(raw.decode("utf-8"))
+            data = tomllib.loads(raw.decode("utf-8-sig"))  # a byte-order mark (Notepad) is not TOML
         except UnicodeDecodeError as exc:
             raise ConfigError(f"{p}: not UTF-8 text (byte {exc.start})") from None
         except tomllib.TOMLDecodeError as exc:
@@ -298,12 +377,15 @@ def _typed(key: str, kind: type, value: Any) -> Any:
 
 def _apply_env(data: dict[str, Any], environ: Any) -> None:
     """``EDGE_OCR_<SECTION>_<KEY>=value`` into ``data``. Variables whose first word is not a
-    section (``EDGE_OCR_RUNTIME``, read by the interpreter) are left alone."""
+    section (``EDGE_OCR_RUNTIME``, read by the interpreter) are left alone. ``EDGE_OCR_XNNPACK``
+    (also read by the interpreter for a model built without a configuration) sets
+    ``recognizer.xnnpack``, so that it reaches every model the configuration builds."""
     sections = {f.name: get_type_hints(get_type_hints(Config)[f.name]) for f in dataclasses.fields(Config)}
     for var, text in environ.items():
-        if not var.startswith(ENV_PREFIX):
+        target = ENV_ALIASES.get(var, var)
+        if not var.startswith(ENV_PREFIX) or (target != var and target in environ):  # the key's own name wins
             continue
-        section, _, key = var[len(ENV_PREFIX):].lower().partition("_")
+        section, _, key = target[len(ENV_PREFIX):].lower().partition("_")
         if section not in sections or not key:
             continue
         name = f"{section}.{key}"

@@ -23,6 +23,7 @@ from edge_ocr.daemon.gate import Gate
 from edge_ocr.daemon.health import Health
 from edge_ocr.http.api import build_api
 from edge_ocr.imageio import ImageError, to_bgr8
+from edge_ocr.imageio import configure as configure_images
 from edge_ocr.log import Log, setup
 from edge_ocr.page.build import build_reader
 from edge_ocr.page.diff import reconcile_board
@@ -44,6 +45,7 @@ class Service:
         self._capture_now = threading.Event()
         self._http_stop = threading.Event()
         self.watchdog = systemd.Watchdog()
+        configure_images(cfg.image)  # the image limits of the folder source and the API
         self.reader = build_reader(cfg)
         self.gate = Gate(cfg.gate, self.reader.fixed_region)
         self.health = Health(cfg.device.id, self.reader.recognizer.contract.id)
@@ -89,9 +91,9 @@ class Service:
         self.health.config_fault = None
         old, self.cfg = self.cfg, new
         setup(new.service.log_level)
+        configure_images(new.image)
         if (new.recognizer, new.vision) != (old.recognizer, old.vision):
-            self.reader = build_reader(new)
-            self.health.model = self.reader.recognizer.contract.id
+            self._use_readers(new)
         if (new.gate, new.vision.fixed_region) != (old.gate, old.vision.fixed_region):
             self.gate.cfg, self.gate.fixed_region = new.gate, self.reader.fixed_region
             self.gate.reset()
@@ -100,7 +102,18 @@ class Service:
             self._capture_stop.set()  # the capture loop reopens with the new source
         if (new.mqtt, new.device, new.outbox, new.service) != (old.mqtt, old.device, old.outbox, old.service):
             self.delivery.reconfigure(new)
+        if new.http != old.http:
+            log.warning("reload_partial", section="http", reason="the API's address, token and limits "
+                        "take effect at the next start")
         log.info("reloaded", config=str(self.config_path))
+
+    def _use_readers(self, cfg: Config) -> None:
+        """New readers from ``cfg`` for the loop and for the API (its own: interpreters are not
+        thread-safe), and the model health names: a reload reaches every reader."""
+        self.reader = build_reader(cfg)
+        self.health.model = self.reader.recognizer.contract.id
+        if self.api is not None:
+            self.api.use_reader(build_reader(cfg))
 
     # -- main loop -----------------------------------------------------------------------
 

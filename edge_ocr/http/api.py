@@ -11,7 +11,9 @@ Endpoints (OpenAPI document at ``/openapi.json``):
 
 Recognition requests are served one at a time by the API's own recogniser (TFLite
 interpreters are not thread-safe), never by the daemon's, so a request cannot disturb the
-pipeline; the daemon's state is only read.
+pipeline; the daemon's state is only read, and its reload hands the API a reader built from the
+new configuration (:meth:`Api.use_reader`). Served by :mod:`edge_ocr.http.server` (waitress with
+bounds on connections, read times and queued uploads).
 """
 
 from __future__ import annotations
@@ -31,9 +33,9 @@ import cv2
 import numpy as np
 
 from edge_ocr import options, rounding
-from edge_ocr.config import HttpConfig
+from edge_ocr.config import HttpConfig, is_loopback
 from edge_ocr.http.prometheus import Histogram, Metric, render
-from edge_ocr.imageio import ImageError, decode_image
+from edge_ocr.imageio import ImageError, ImageTooLargeError, decoded
 from edge_ocr.log import Log
 from edge_ocr.page.reader import PageReader, is_page
 from edge_ocr.page.result import PageLine, PageResult, live_picture
@@ -41,6 +43,7 @@ from edge_ocr.page.result import PageLine, PageResult, live_picture
 WEB = Path(__file__).resolve().parent / "web"
 OPENAPI = Path(__file__).resolve().parent / "openapi.json"
 log = Log("edge_ocr.http.api")
+URLSAFE = str.maketrans("-_", "+/")
 
 
 class ApiError(Exception):
@@ -88,6 +91,7 @@ class NoDaemon:
 class Api:
     def __init__(self, cfg: HttpConfig, reader: PageReader, health: HealthView | None = None,
                  pages: PageView | None = None) -> None:
+        cfg.validate()  # whoever built it: an API open to the network by accident is refused (ConfigError)
         self.cfg, self.reader = cfg, reader
         alone = NoDaemon(reader.recognizer.contract.id)
         self.daemon = health is not None
@@ -95,6 +99,7 @@ class Api:
         self.lock = threading.Lock()
         self.latency = Histogram()
         self.requests = {"ok": 0, "client_error": 0, "unauthorised": 0}
+        self.refused = dict.fromkeys(("connections_refused", "requests_timed_out", "uploads_refused"), 0)
         self._live: tuple[int, bytes] | None = None
         self.app = self._routes()
 
@@ -143,7 +148,9 @@ class Api:
 
     # -- endpoints -----------------------------------------------------------------------
 
-    def _image(self) -> tuple[np.ndarray, str]:
+    def _upload(self) -> tuple[bytes, str, str]:
+        """The uploaded file's bytes, its name and the mode asked for; ApiError when the request
+        is malformed (400), too large (413) or of another content type (415)."""
         limit = int(self.cfg.max_body_mb * 1e6)
         if bottle.request.content_length > limit:
             raise ApiError(413, f"request body of {bottle.request.content_length} bytes exceeds {limit}")
@@ -159,17 +166,13 @@ class Api:
             data, name = upload.file.read(limit + 1), upload.raw_filename or "image"
             mode = mode or bottle.request.forms.get("mode", "")
         elif ctype.startswith("application/json"):
-            try:
-                doc = json.loads(bottle.request.body.read(limit + 1))
-            except (ValueError, UnicodeDecodeError):
-                raise ApiError(400, "body is not valid JSON") from None
+            try:  # strict=False: raw line breaks inside the string, as `"$(base64 FILE)"` in a shell puts them
+                doc = json.loads(bottle.request.body.read(limit + 1), strict=False)
+            except (ValueError, UnicodeDecodeError) as exc:
+                raise ApiError(400, f"body is not valid JSON ({exc})") from None
             if not isinstance(doc, dict) or not isinstance(doc.get("image_base64"), str):
                 raise ApiError(400, "JSON body needs a string field 'image_base64'")
-            try:
-                data = base64.b64decode(doc["image_base64"].split(",")[-1], validate=True)
-            except (binascii.Error, ValueError):
-                raise ApiError(400, "image_base64 is not valid base64") from None
-            name, mode = "image_base64", mode or str(doc.get("mode", ""))
+            data, name, mode = b64_image(doc["image_base64"]), "image_base64", mode or str(doc.get("mode", ""))
         else:
             raise ApiError(415, "send multipart/form-data with a field 'image', or JSON with 'image_base64'")
         if len(data) > limit:
@@ -177,36 +180,41 @@ class Api:
         mode = mode or "auto"
         if mode not in options.MODES:
             raise ApiError(400, f"mode must be one of {', '.join(options.MODES)}, got {mode!r}")
-        try:
-            image = decode_image(data, name)
-        except ImageError as exc:
-            raise ApiError(413 if "too large" in str(exc) else 415, str(exc)) from None
-        return image, mode
+        return data, name, mode
+
+    def _read(self, image: np.ndarray, mode: str) -> dict:
+        """One image (a page of the upload) read in ``mode``: its part of the answer."""
+        if is_page(image, mode, self.reader.detector):
+            self.reader.reset()  # an upload is read on its own, whatever came before
+            try:
+                page = self.reader.read(image)
+            except ImageError as exc:
+                raise ApiError(422, str(exc)) from None
+            lines = [ln.to_dict() for ln in page.lines]
+            mode, extra = "page", {"rotation": page.rotation, "detector": page.detector}
+        else:
+            r = self.reader.recognizer.recognize([image])[0]
+            lines = [PageLine.whole(image, r.text, r.confidence, r.char_confidences).to_dict()]
+            mode, extra = "line", {}
+        return {"text": "\n".join(ln["text"] for ln in lines), "lines": lines,
+                "confidence": min((ln["confidence"] for ln in lines), default=0.0), "mode": mode,
+                "size": [image.shape[1], image.shape[0]], **extra}
 
     def ocr(self) -> str:
-        image, mode = self._image()
-        t0 = time.perf_counter()
-        with self.lock:
-            if is_page(image, mode, self.reader.detector):
-                self.reader.reset()  # an upload is read on its own, whatever came before
-                try:
-                    page = self.reader.read(image)
-                except ImageError as exc:
-                    raise ApiError(422, str(exc)) from None
-                lines = [ln.to_dict() for ln in page.lines]
-                mode, extra = "page", {"rotation": page.rotation, "detector": page.detector}
-            else:
-                r = self.reader.recognizer.recognize([image])[0]
-                lines = [PageLine.whole(image, r.text, r.confidence, r.char_confidences).to_dict()]
-                mode, extra = "line", {}
+        data, name, mode = self._upload()
+        try:
+            with decoded(data, name) as images:  # sized from its header first; memory shared with other requests
+                t0 = time.perf_counter()
+                with self.lock:
+                    model = self.reader.recognizer.contract.id  # the reader this request is read by (a reload swaps it)
+                    pages = [self._read(image, mode) for image in images]
+        except ImageError as exc:
+            raise ApiError(413 if isinstance(exc, ImageTooLargeError) else 415, str(exc)) from None
         ms = (time.perf_counter() - t0) * 1000
         self.latency.observe(ms)
         self.requests["ok"] += 1
-        confidence = min((ln["confidence"] for ln in lines), default=0.0)
-        return self._json(200, {"success": True, "text": "\n".join(ln["text"] for ln in lines), "lines": lines,
-                                "confidence": confidence, "processing_time_ms": rounding.ms(ms), "mode": mode,
-                                "model": self.reader.recognizer.contract.id, "size": [image.shape[1], image.shape[0]],
-                                **extra})
+        doc = pages[0] if len(pages) == 1 else pages_answer(pages)
+        return self._json(200, {"success": True, **doc, "processing_time_ms": rounding.ms(ms), "model": model})
 
     def page(self) -> str:
         doc = self.pages.page()
@@ -235,29 +243,57 @@ class Api:
             ("api_requests_total", "counter", "API recognition requests answered", self.requests["ok"]),
             ("api_client_errors_total", "counter", "API requests refused as bad input", self.requests["client_error"]),
             ("api_unauthorised_total", "counter", "API requests without a valid token", self.requests["unauthorised"]),
-            ("api_latency_ms", "histogram", "POST /api/ocr processing time in ms", self.latency)]
+            ("api_latency_ms", "histogram", "POST /api/ocr processing time in ms", self.latency),
+            ("http_connections_refused_total", "counter", "connections answered 503 past http.max_connections",
+             self.refused["connections_refused"]),
+            ("http_requests_timed_out_total", "counter", "requests answered 408: not received in time",
+             self.refused["requests_timed_out"]),
+            ("http_uploads_refused_total", "counter", "uploads answered 503: workers and queue full",
+             self.refused["uploads_refused"])]
         bottle.response.content_type = "text/plain; version=0.0.4; charset=utf-8"
         return render(items + self.health_view.metrics())
 
     # -- serving -------------------------------------------------------------------------
 
-    def serve(self, stop: threading.Event | None = None) -> None:
-        """Serve until the process ends (or ``stop`` is set, for the daemon's thread)."""
-        from waitress.server import create_server
+    def use_reader(self, reader: PageReader) -> None:
+        """Read later uploads with ``reader`` (the daemon's reload); a request being read finishes
+        with the reader it started with."""
+        with self.lock:
+            self.reader = reader
 
-        # waitress itself refuses bodies past twice the limit (before buffering them); between
-        # the limit and that, ``_image`` answers with a JSON 413 that says what the limit is.
-        server = create_server(self.app, host=self.cfg.host, port=self.cfg.port, threads=self.cfg.threads,
-                               max_request_body_size=int(self.cfg.max_body_mb * 2e6) + 65536, ident="edge-ocr")
-        self.port = server.effective_port
-        log.info("http_listening", host=self.cfg.host, port=self.port, token=bool(self.cfg.token))
-        if stop is not None:
-            threading.Thread(target=lambda: (stop.wait(), server.close()), daemon=True).start()
-        try:
-            server.run()
-        except OSError:
-            if stop is None or not stop.is_set():
-                raise
+    def serve(self, stop: threading.Event | None = None) -> None:
+        """Serve until the process ends (or ``stop`` is set, for the daemon's thread), within the
+        limits of :mod:`edge_ocr.http.server`."""
+        from edge_ocr.http.server import BoundedServer
+
+        server = BoundedServer(self.app, self.cfg, self.refused)
+        self.port = server.port
+        log.info("http_listening", host=self.cfg.host, port=self.port, token=bool(self.cfg.token),
+                 open=not self.cfg.token and not is_loopback(self.cfg.host))
+        server.run(stop)
+
+
+def b64_image(text: str) -> bytes:
+    """The bytes of ``image_base64``: a data: URL prefix, whitespace (``base64 FILE`` and MIME
+    encoders break lines every 76 characters, LF or CRLF), the URL-safe alphabet and left-out
+    padding are all accepted; anything else is a 400 that says what was wrong."""
+    text = "".join(text.split(",")[-1].split()).translate(URLSAFE)
+    try:
+        return base64.b64decode(text + "=" * (-len(text) % 4), validate=True)
+    except (binascii.Error, ValueError) as exc:
+        raise ApiError(400, f"image_base64 is not valid base64 ({exc}; spaces and line breaks are ignored)") \
+            from None
+
+
+def pages_answer(pages: list[dict]) -> dict:
+    """The answer for a multi-page upload (a TIFF): every page's under ``pages`` (numbered from
+    1), and over them all the text with a form feed between pages, every line, the weakest
+    line's confidence, "page" mode if any page was read as one, the first page's size."""
+    lines = [ln for p in pages for ln in p["lines"]]
+    return {"text": "\f".join(p["text"] for p in pages), "lines": lines,
+            "confidence": min((ln["confidence"] for ln in lines), default=0.0),
+            "mode": "page" if any(p["mode"] == "page" for p in pages) else "line", "size": pages[0]["size"],
+            "pages": [{"page": k, **p} for k, p in enumerate(pages, 1)]}
 
 
 def build_api(cfg: HttpConfig, reader: PageReader, health: HealthView | None = None,

@@ -15,18 +15,23 @@ from edge_ocr.recognition.recognizer import Recognizer
 from edge_ocr.vision.detector import TextDetector
 
 
+def interpreter_settings(r: RecognizerConfig) -> dict:
+    """How every TFLite interpreter is built (threads, runtime, XNNPACK): one set of settings
+    for the recogniser and the detector alike, so a switch cannot reach one model only."""
+    return {"num_threads": r.threads, "runtime": r.runtime, "xnnpack": r.xnnpack}
+
+
 def build_recognizer(r: RecognizerConfig) -> Recognizer:
-    return Recognizer(resolve(r.model), num_threads=r.threads, runtime=r.runtime, decoder=r.decoder,
-                      beam_width=r.beam_width, lm=resolve(r.lm) if r.lm else None, lm_weight=r.lm_weight,
-                      xnnpack=r.xnnpack)
+    return Recognizer(resolve(r.model), decoder=r.decoder, beam_width=r.beam_width,
+                      lm=resolve(r.lm) if r.lm else None, lm_weight=r.lm_weight, **interpreter_settings(r))
 
 
-def build_detector(v: VisionConfig, threads: int = 1, runtime: str = "auto") -> TextDetector | None:
+def build_detector(v: VisionConfig, r: RecognizerConfig) -> TextDetector | None:
     """The configured text detector, or None for the classical splitter."""
     if v.detector != "db":
         return None
-    detector = TextDetector(resolve(v.detector_model), num_threads=threads, runtime=runtime,
-                            max_side=v.detector_side or None, enhance=v.enhance_contrast)
+    detector = TextDetector(resolve(v.detector_model), max_side=v.detector_side or None, enhance=v.enhance_contrast,
+                            **interpreter_settings(r))
     changes = {k: getattr(v, k) for k in ("box_thresh", "unclip_ratio") if getattr(v, k)}
     if changes:
         detector.params = dataclasses.replace(detector.params, **changes)
@@ -39,4 +44,4 @@ def build_reader(cfg: Config, recognizer: Recognizer | None = None, cache_size: 
     rec = recognizer or build_recognizer(r)
     region = np.asarray(v.fixed_region, np.float32) if v.fixed_region else None
     return PageReader(rec, region, v.binarizer, cache_size or r.cache_size, v.analysis_side,
-                      build_detector(v, r.threads, r.runtime), v.min_confidence)
+                      build_detector(v, r), v.min_confidence)

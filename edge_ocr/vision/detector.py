@@ -48,9 +48,10 @@ class TextDetector:
     """Runs a DB text detector described by its contract on BGR images."""
 
     def __init__(self, model: str | Path, num_threads: int = 1, runtime: str = "auto",
-                 max_side: int | None = None, params: DBParams | None = None, enhance: bool = True) -> None:
+                 max_side: int | None = None, params: DBParams | None = None, enhance: bool = True,
+                 xnnpack: bool | None = None) -> None:
         self.contract = DetectorContract.load(model)
-        self.model = TFLiteModel(self.contract.model_path, num_threads=num_threads, runtime=runtime)
+        self.model = TFLiteModel(self.contract.model_path, num_threads=num_threads, runtime=runtime, xnnpack=xnnpack)
         shape = self.model.input_shape
         c = self.contract
         if len(shape) != 4 or tuple(shape[1:]) != (c.height, c.width, 3):
