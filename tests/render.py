@@ -3,6 +3,7 @@ printed lines with known text at known places, to turn, slant, crowd, glare and 
 
 from __future__ import annotations
 
+import io
 from pathlib import Path
 
 import cv2
@@ -121,3 +122,11 @@ def edited_board(lines: list[str]) -> np.ndarray:
     for i, t in enumerate(lines):
         draw.text((60, 40 + i * 100), t, font=f, fill=(30, 30, 120))
     return cv2.cvtColor(np.asarray(im), cv2.COLOR_RGB2BGR)
+
+
+def multi_page_tiff(pages: list[list[str]], size: int = 36) -> bytes:
+    """A scanner's multi-page TIFF (deflated): one :func:`page` of printed lines per entry."""
+    images = [Image.fromarray(page(lines, size=size)[:, :, ::-1]) for lines in pages]
+    buf = io.BytesIO()
+    images[0].save(buf, "TIFF", save_all=True, append_images=images[1:], compression="tiff_deflate")
+    return buf.getvalue()

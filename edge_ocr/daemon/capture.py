@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import re
+import stat
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -21,12 +22,17 @@ import cv2
 import numpy as np
 
 from edge_ocr.config import CaptureConfig
-from edge_ocr.imageio import ImageError, read_image
+from edge_ocr.imageio import UNSUPPORTED, ImageError, read_pages, sniff_format
+from edge_ocr.log import Log
 from edge_ocr.paths import SAMPLE_VIDEO
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff", ".gif",
+                  ".pnm", ".pbm", ".pgm", ".ppm", ".pam",  # Netpbm: what scanimage (SANE) writes
                   # not readable, but a photo someone meant: each is reported, by format, not ignored
                   ".heic", ".heif", ".avif", ".jxl", ".pdf", ".svg", ".psd"}
+TAIL = 64  # bytes at a file's end searched for its format's end mark
+RETRY_S = 0.5  # first wait before decoding a settled file again; doubles per failure
+log = Log("edge_ocr.daemon.capture")
 
 
 class CaptureError(RuntimeError):
@@ -164,45 +170,153 @@ class OpenCVCamera:
             self._cap = None
 
 
-class FolderCamera:
-    """New image files in a folder, in name order; each is a still photo, read once.
+@dataclass
+class _Version:
+    """What the folder source knows of one version of one file (see :class:`FolderCamera`)."""
 
-    A file younger than ``settle_s`` may still be being written and waits for the next poll;
-    a file that fails to decode raises ``FrameError`` with the reason (HEIC, corrupt, ...), once.
+    key: tuple[int, int, int, int]  # inode, size, mtime_ns, ctime_ns: any write, replacement or touch changes it
+    since: float  # monotonic time this version was first seen (unchanged since)
+    next_try: float  # monotonic time of the next look at it
+    tries: int = 0  # decode attempts that failed
+    done: bool = False  # read, or reported as unusable: not looked at again while unchanged
+    waiting: bool = False  # "incomplete" already logged for this version
+
+
+def file_key(st: os.stat_result) -> tuple[int, int, int, int]:
+    """A file version's identity beside its name: a new inode (cp + mv, delete and write again),
+    a new size or mtime (written in place, touched) or ctime (rewritten keeping the mtime) is
+    another version."""
+    return st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns
+
+
+def ends_complete(path: Path, size: int) -> bool | None:
+    """Whether the file ends the way a whole file of its format ends, from its first and last
+    bytes only: JPEG's EOI marker (within the last ``TAIL`` bytes: some cameras pad), PNG's IEND
+    chunk, GIF's trailer byte, WebP's RIFF length, BMP's file size. None where the format has no
+    such mark (TIFF, an unknown signature, a BMP that leaves its size 0). A format that is never
+    readable (HEIC, PDF, …) counts as complete: nothing appended would make it readable."""
+    with path.open("rb") as f:
+        head = f.read(32)
+        f.seek(max(0, size - TAIL))
+        tail = f.read(TAIL)
+    fmt = sniff_format(head)
+    if fmt == "JPEG":
+        return b"\xff\xd9" in tail
+    if fmt == "PNG":
+        return b"IEND" in tail
+    if fmt == "GIF":
+        return tail.endswith(b";")
+    if fmt == "WebP":
+        return int.from_bytes(head[4:8], "little") + 8 <= size
+    if fmt == "BMP":
+        declared = int.from_bytes(head[2:6], "little")
+        return declared <= size if declared else None
+    return True if fmt in UNSUPPORTED else None
+
+
+class FolderCamera:
+    """Image files in a folder, in name order; each version of each file is a still photo, read
+    once when it is complete (each page of a multi-page TIFF a still of its own, in order).
+
+    A camera's FTP upload or a Samba copy creates the file at once and fills it in pieces, and
+    ``latest.jpg`` is replaced (cp + mv, delete and write, touch) under the same name. So a file
+    version (name + :func:`file_key`) is looked at once it has been unchanged for ``settle_s``;
+    one whose format's end mark is missing (:func:`ends_complete`) waits, one that does not
+    decode is tried again with backoff, and either is reported once (``FrameError``) when it has
+    stayed so, unchanged, for ``give_up_s`` (a complete file that does not decode, or a format
+    never readable, at once). A later version is looked at again. Files are taken in name order:
+    one not ready yet holds back the names after it (for at most ``give_up_s`` once it stops
+    changing), so pages follow the photos' order. Only names present in the folder are
+    remembered.
     """
 
-    def __init__(self, folder: str, settle_s: float = 0.2) -> None:
+    def __init__(self, folder: str, settle_s: float = 0.5, give_up_s: float = 10.0) -> None:
         self.folder = Path(folder)
         self.name = f"folder:{folder}"
         self.stills = True
-        self.settle_s = settle_s
-        self._seen: set[str] = set()
+        self.settle_s, self.give_up_s = settle_s, give_up_s
+        self._files: dict[str, _Version] = {}
+        self._read: set[str] = set()  # names read before: a new version of one is logged as replaced
+        self._pages: list[np.ndarray] = []  # a multi-page TIFF's pages after the first: a still each
 
     def open(self) -> None:
         if not self.folder.is_dir():
             raise CaptureError(f"{self.folder}: no such folder")
 
     def read(self) -> np.ndarray | None:
+        if self._pages:
+            return self._pages.pop(0)
         try:
-            names = sorted(os.listdir(self.folder))
+            names = sorted(n for n in os.listdir(self.folder)
+                           if not n.startswith(".") and Path(n).suffix.lower() in IMAGE_SUFFIXES)
         except OSError as exc:
             raise CaptureError(f"{self.folder}: {exc.strerror}") from exc
-        now = time.time()
+        now = time.monotonic()
+        files: dict[str, _Version] = {}
         for name in names:
-            path = self.folder / name
-            if name in self._seen or name.startswith(".") or path.suffix.lower() not in IMAGE_SUFFIXES:
-                continue
             try:
-                if now - path.stat().st_mtime < self.settle_s:
-                    return None
+                st = (self.folder / name).stat()
             except OSError:
+                continue  # gone since the listing
+            if not stat.S_ISREG(st.st_mode):
                 continue
-            self._seen.add(name)
-            try:
-                return read_image(path)
-            except ImageError as exc:
-                raise FrameError(str(exc)) from None
+            key, known = file_key(st), self._files.get(name)
+            files[name] = known if known is not None and known.key == key else \
+                _Version(key, now, now + self.settle_s)
+        self._files = files  # deleted files leave
+        self._read &= files.keys()
+        for name, version in files.items():
+            if version.done:
+                continue
+            if now < version.next_try:
+                return None  # not ready: the names after it wait their turn
+            return self._try(name, version, now)
         return None
+
+    def _try(self, name: str, version: _Version, now: float) -> np.ndarray | None:
+        """The photo if it is whole and decodes; None while it may still be being written
+        (``next_try`` set); raises ``FrameError`` once when it will not be usable."""
+        path = self.folder / name
+        stable = now - version.since
+        try:
+            complete = ends_complete(path, version.key[1])
+        except OSError:
+            return None  # gone or unreadable for now: the next listing says which
+        if complete is False and stable < self.give_up_s:
+            if not version.waiting:
+                version.waiting = True
+                log.debug("still_incomplete", file=name, bytes=version.key[1], reason="no end mark yet")
+            version.next_try = version.since + self.give_up_s
+            return None
+        try:
+            image, *pages = read_pages(path)
+        except ImageError as exc:
+            if self._changed(path, version):
+                return None
+            version.tries += 1
+            if complete is None and stable < self.give_up_s:
+                version.next_try = now + min(self.give_up_s - stable, RETRY_S * 2 ** (version.tries - 1))
+                return None
+            version.done = True
+            if complete is False:
+                raise FrameError(f"{exc}; unchanged for {stable:.0f} s without its end: an upload that "
+                                 "stopped?") from None
+            raise FrameError(str(exc)) from None
+        if self._changed(path, version):
+            return None  # rewritten while read: the new version is read when it settles
+        version.done = True
+        log.info("still_read", file=name, bytes=version.key[1], replaced=name in self._read, pages=1 + len(pages))
+        self._read.add(name)
+        self._pages = pages
+        return image
+
+    @staticmethod
+    def _changed(path: Path, version: _Version) -> bool:
+        """Whether the file is no longer the version that was looked at."""
+        try:
+            return file_key(path.stat()) != version.key
+        except OSError:
+            return True
 
     def close(self) -> None:
         pass
@@ -221,7 +335,7 @@ def make_camera(cfg: CaptureConfig) -> Camera:
     if src == "picamera2":
         return Picamera2Camera(cfg.width, cfg.height)
     if Path(src).is_dir():
-        return FolderCamera(src)
+        return FolderCamera(src, cfg.folder_settle_s, cfg.folder_give_up_s)
     return OpenCVCamera(src, cfg.width, cfg.height, cfg.read_timeout_s, cfg.loop)
 
 

@@ -16,14 +16,15 @@ PAD_VALUE = 255.0
 
 
 def to_gray(image: np.ndarray) -> np.ndarray:
-    """Grayscale uint8 from gray, BGR, gray+alpha or BGRA input (alpha composited onto white)."""
+    """Grayscale uint8 from gray, BGR, gray+alpha or BGRA input (alpha composited as
+    :func:`edge_ocr.imageio.composite` does: onto a background the ink stands out from)."""
     if image.ndim == 2:
         gray = image
     elif image.ndim == 3 and image.shape[2] == 1:
         gray = image[:, :, 0]
     elif image.ndim == 3 and image.shape[2] == 3:
         gray = cv2.cvtColor(image, cv2.COLOR_BGR2GRAY)
-    elif image.ndim == 3 and image.shape[2] in (2, 4):  # with alpha: composited onto white first
+    elif image.ndim == 3 and image.shape[2] in (2, 4):  # with alpha: composited first
         gray = cv2.cvtColor(to_bgr8(image, "gray"), cv2.COLOR_BGR2GRAY)
     else:
         raise ValueError(f"unsupported image shape {image.shape}")

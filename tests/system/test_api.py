@@ -6,7 +6,10 @@ from __future__ import annotations
 import base64
 import http.client
 import json
+import os
 import struct
+import subprocess
+import sys
 import threading
 import time
 import uuid
@@ -15,17 +18,20 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import cv2
+import jsonschema
 import numpy as np
 import pytest
 
 from edge_ocr import config as config_mod
 from edge_ocr.config import Config, HttpConfig
 from edge_ocr.daemon.service import Service
-from edge_ocr.http.api import Api, build_api
+from edge_ocr.http.api import OPENAPI, Api, build_api
 from edge_ocr.page.build import build_reader
 from edge_ocr.page.diff import comparable
+from tests import bombs
 from tests.broker import free_port
-from tests.render import BOARD_AFTER, BOARD_BEFORE, edited_board
+from tests.conftest import ROOT
+from tests.render import BOARD_AFTER, BOARD_BEFORE, edited_board, multi_page_tiff
 from tests.unit.test_page import _board
 
 
@@ -235,3 +241,81 @@ def test_daemon_serves_its_live_page(tmp_path: Path) -> None:
     finally:
         svc.request_stop()
         t.join(30)
+
+
+def _json_body(b64: str, mode: str = "line") -> tuple[bytes, dict]:
+    return json.dumps({"image_base64": b64, "mode": mode}).encode(), {"Content-Type": "application/json"}
+
+
+def test_base64_with_line_breaks_is_read(api: Api, samples) -> None:
+    """What ``base64 FILE`` and most libraries produce: a line break every 76 characters (LF or
+    CRLF), escaped in the JSON or raw inside its string (a shell's "$(base64 FILE)"); the
+    URL-safe alphabet and left-out padding too. Each reads as the file itself does."""
+    data = samples[0][0].read_bytes()
+    want = api.reader.recognizer.recognize([cv2.imread(str(samples[0][0]))])[0].text
+    mime = base64.encodebytes(data).decode()
+    assert "\n" in mime.strip()
+    raw = b'{"mode": "line", "image_base64": "' + mime.encode() + b'"}'  # raw line breaks: not strict JSON
+    for label, (body, headers) in {
+        "LF, escaped": _json_body(mime), "CRLF, escaped": _json_body(mime.replace("\n", "\r\n")),
+        "raw line breaks": (raw, {"Content-Type": "application/json"}),
+        "URL-safe, no padding": _json_body(base64.urlsafe_b64encode(data).decode().rstrip("=")),
+    }.items():
+        status, doc, _ = call(api.cfg.port, "POST", "/api/ocr", body, headers)
+        assert status == 200 and doc["text"] == want, (label, doc)
+    status, doc, _ = call(api.cfg.port, "POST", "/api/ocr", *_json_body(mime[:-6] + "*" + mime[-5:]))
+    assert status == 400 and "image_base64 is not valid base64" in doc["error"] and "line breaks" in doc["error"]
+
+
+MULTI_PAGE = [["Lesson one", "Photosynthesis"], ["Lesson two", "Respiration"], ["Lesson three", "Evaporation"]]
+
+
+def test_every_page_of_a_multi_page_tiff_is_read(api: Api) -> None:
+    """A scanner's multi-page TIFF: one answer whose ``pages`` hold each page's lines, and over
+    them all the text (pages split by a form feed), every line and the weakest confidence."""
+    status, doc, _ = call(api.cfg.port, "POST", "/api/ocr", *multipart(multi_page_tiff(MULTI_PAGE), "scan.tif"))
+    assert status == 200, doc
+    assert [[comparable(ln["text"]) for ln in p["lines"]] for p in doc["pages"]] == \
+        [[comparable(t) for t in lines] for lines in MULTI_PAGE]
+    assert [p["page"] for p in doc["pages"]] == [1, 2, 3] and doc["mode"] == "page"
+    assert [comparable(t) for t in doc["text"].split("\f")] == [comparable("\n".join(lines)) for lines in MULTI_PAGE]
+    assert len(doc["lines"]) == 6 and doc["confidence"] == min(ln["confidence"] for ln in doc["lines"])
+    spec = json.loads(OPENAPI.read_text())
+    jsonschema.validate(doc, {"$ref": "#/components/schemas/OcrResult", "components": spec["components"]})
+
+
+def test_bombs_leave_a_real_servers_memory_alone(tmp_path: Path) -> None:
+    """Field case N02 against ``edge-ocr serve``: a bomb of every format is answered 413 from its
+    header, and three images just under the limit sent at once take turns within the decode
+    budget. The server's peak RSS (VmHWM, reset once it is warm) stays within 150 MB of its idle
+    level: the limits, 12 MP and a 128 MB budget, come from the environment, as in a unit file."""
+    port = free_port()
+    env = {**os.environ, "EDGE_OCR_IMAGE_MAX_MEGAPIXELS": "12", "EDGE_OCR_IMAGE_DECODE_MEMORY_MB": "128"}
+    server = subprocess.Popen([sys.executable, "-m", "edge_ocr", "serve", "--port", str(port)], cwd=ROOT, env=env,
+                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            try:
+                if call(port, "GET", "/health")[0] == 200:
+                    break
+            except OSError:
+                time.sleep(0.2)
+        assert call(port, "POST", "/api/ocr?mode=line", *multipart(bombs.vp8l(400, 48)))[0] == 200  # warm
+        bombs.reset_peak(server.pid)
+        idle = bombs.status_kib("VmRSS", server.pid)
+        for label, data in bombs.every_format().items():
+            status, doc, _ = call(port, "POST", "/api/ocr", *multipart(data, label))
+            assert status == 413 and "image too large" in doc["error"], (label, doc)
+        just_under = bombs.vp8l(3800, 3000)  # 11.4 MP, 38 bytes: about 80 MB while decoded
+        with ThreadPoolExecutor(3) as pool:
+            replies = list(pool.map(lambda _: call(port, "POST", "/api/ocr?mode=line", *multipart(just_under))[0],
+                                    range(3)))
+        assert replies == [200, 200, 200]
+        rise = (bombs.status_kib("VmHWM", server.pid) - idle) / 1024
+        print(f"serve: idle RSS {idle / 1024:.0f} MB, peak rise {rise:.0f} MB over {len(bombs.every_format())} "
+              "bombs and 3 concurrent 11.4 MP decodes")
+        assert rise <= 150, f"peak RSS rose {rise:.0f} MB"
+    finally:
+        server.terminate()
+        server.wait(30)

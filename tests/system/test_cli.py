@@ -3,7 +3,10 @@ import subprocess
 import sys
 from pathlib import Path
 
+from edge_ocr.page.diff import comparable
+from tests import bombs
 from tests.conftest import ROOT, SAMPLES
+from tests.render import multi_page_tiff
 
 
 def _run(*args: str) -> subprocess.CompletedProcess:
@@ -45,3 +48,46 @@ def test_missing_model_is_a_clear_error(tmp_path: Path) -> None:
     r = _run("recognize", "--model", str(tmp_path / "none.tflite"), str(SAMPLES / "line_00.png"))
     assert r.returncode == 2
     assert "cannot load model" in r.stderr and "none.json" in r.stderr
+
+
+PEAK = ("import resource, sys\nfrom edge_ocr.cli import main\nrc = main(sys.argv[1:])\n"
+        "print('maxrss_kib', resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, file=sys.stderr)\nsys.exit(rc)")
+
+
+def _peak(*args: str) -> tuple[subprocess.CompletedProcess, int]:
+    """``edge-ocr ARGS`` and its peak RSS in KiB."""
+    r = subprocess.run([sys.executable, "-c", PEAK, *args], capture_output=True, text=True, cwd=ROOT, timeout=300)
+    return r, int(r.stderr.strip().splitlines()[-1].split()[1])
+
+
+def test_bombs_are_refused_without_the_memory_they_claim(tmp_path: Path) -> None:
+    """Field case N02 through ``recognize``: a bomb of every format gets exit 1 and an error that
+    says too large, the good image after them is read, and the peak RSS stays within 150 MB of
+    reading the good image alone."""
+    paths = []
+    for label, data in bombs.every_format().items():
+        paths.append(tmp_path / f"{label}.img")
+        paths[-1].write_bytes(data)
+    good = str(SAMPLES / "line_01.png")
+    alone, alone_kib = _peak("recognize", good)
+    r, kib = _peak("recognize", *map(str, paths), good)
+    assert alone.returncode == 0 and r.returncode == 1
+    for path in paths:
+        assert f"edge-ocr: {path}: image too large" in r.stderr, path
+    assert r.stdout == alone.stdout
+    assert (kib - alone_kib) / 1024 <= 150, f"peak RSS {alone_kib / 1024:.0f} MB alone, {kib / 1024:.0f} MB with bombs"
+
+
+def test_every_page_of_a_multi_page_tiff_is_read(tmp_path: Path) -> None:
+    pages = [["Lesson one", "Photosynthesis"], ["Lesson two", "Respiration"]]
+    scan = tmp_path / "scan.tif"
+    scan.write_bytes(multi_page_tiff(pages))
+    r = _run("recognize", str(scan))
+    assert r.returncode == 0, r.stderr
+    heads = [ln for ln in r.stdout.splitlines() if ln.startswith("== ")]
+    assert [h.split(", ")[0] for h in heads] == [f"== {scan} [page {k}/2]: 2 lines" for k in (1, 2)]
+    r = _run("recognize", "--json", str(scan))
+    rows = json.loads(r.stdout)["lines"]
+    assert [(row["file"], row["page"]) for row in rows] == [(str(scan), 1), (str(scan), 2)]
+    assert [[comparable(ln["text"]) for ln in row["lines"]] for row in rows] == \
+        [[comparable(t) for t in lines] for lines in pages]

@@ -11,12 +11,14 @@ import numpy as np
 import pytest
 
 from edge_ocr.config import Config
-from edge_ocr.imageio import ImageError, read_image
+from edge_ocr.config import load as load_config
+from edge_ocr.imageio import ImageError, ImageTooLargeError, read_image, read_pages
 from edge_ocr.page.build import build_reader
 from edge_ocr.page.diff import comparable
 from edge_ocr.page.reader import PageReader
 from edge_ocr.paths import ROOT
 from edge_ocr.tools.watch import problem
+from tests import bombs
 from toolchain.scoring import page_cer
 
 CASES = ROOT.parent / "shared" / "field-cases"
@@ -98,3 +100,31 @@ F11_LINES = ["This is a lot of 12 point text to test the", "ocr code and see if 
 def test_f11_a_page_upside_down_in_its_pixels_reads_upright(reader: PageReader) -> None:
     lines = _page(reader, read_image(CASES / "F11-page-upside-down.png"))
     assert len(lines) == 8 and page_cer(F11_LINES, lines) <= 0.03, lines
+
+
+def test_n02_bombs_are_refused_from_their_header() -> None:
+    """A 38-byte WebP of 16383² and a 64 KB G4 TIFF of 30000², refused before decoding: this
+    process's peak memory rises by far less than either would take (1.7 and 6.2 GB)."""
+    bombs.reset_peak()
+    start = bombs.status_kib("VmRSS")
+    for name, size in (("N02-bomb-16383.webp", "16383×16383"), ("N02-bomb-30000-g4.tif", "30000×30000")):
+        with pytest.raises(ImageTooLargeError, match=f"{name}: image too large \\({size};"):
+            read_image(CASES / name)
+    assert bombs.status_kib("VmHWM") - start < 50 * 1024
+
+
+N07 = [("Page one of the scan", "第一页：光合作用"), ("Page two of the scan", "第二页：呼吸作用"),
+       ("Page three of the scan", "第三页：蒸腾作用")]
+
+
+def test_n07_every_page_of_a_multi_page_tiff_is_read(reader: PageReader) -> None:
+    pages = read_pages(CASES / "N07-multipage-3.tif")
+    assert [_page(reader, image) for image in pages] == [[comparable(a), comparable(b)] for a, b in N07]
+    with pytest.raises(ImageError, match="a TIFF of 3 pages where one image is read"):
+        read_image(CASES / "N07-multipage-3.tif")  # a caller of one image is told, never given page 1
+
+
+def test_n15_a_configuration_saved_with_a_byte_order_mark_loads() -> None:
+    cfg = load_config(CASES / "N15-config-bom.toml", environ={})
+    assert (cfg.device.id, cfg.capture.source, cfg.mqtt.host, cfg.mqtt.port) == \
+        ("room-101", "/tmp/n2/folder", "127.0.0.1", 18831)

@@ -1,6 +1,6 @@
 """The runtime's layers, enforced: data flows one way, so each layer imports only those below it.
 
-    foundation (config, log, imageio, memory, options, paths, rounding, labels)
+    foundation (config, log, imageio, imageheader, memory, options, paths, rounding, labels)
     model (contract, interpreter)
     recognition | vision          (siblings: neither imports the other)
     page                          (reader, build, result, cache, diff)
@@ -20,8 +20,8 @@ from edge_ocr.paths import ROOT
 
 PKG = ROOT / "edge_ocr"
 FORBIDDEN = {"tensorflow", "tf_keras", "keras", "torch", "toolchain"}
-LAYERS = [{"config", "log", "imageio", "memory", "options", "paths", "rounding", "labels", "__init__"}, {"model"},
-          {"recognition", "vision"}, {"page"}, {"http"}, {"daemon"}, {"tools"}, {"cli"}, {"__main__"}]
+LAYERS = [{"config", "log", "imageio", "imageheader", "memory", "options", "paths", "rounding", "labels", "__init__"},
+          {"model"}, {"recognition", "vision"}, {"page"}, {"http"}, {"daemon"}, {"tools"}, {"cli"}, {"__main__"}]
 RANK = {part: rank for rank, parts in enumerate(LAYERS) for part in parts}
 
 
