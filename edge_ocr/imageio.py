@@ -363,8 +363,14 @@ def composite(image: np.ndarray) -> np.ndarray:
     """Gray+alpha (H×W×2) or BGRA (H×W×4), uint8, → BGR uint8 over a background that contrasts
     with what is opaque: white under dark ink (black glyphs whose transparent pixels are black
     too; glyphs that live only in the alpha channel), black under light ink (white text on a
-    transparent background). The choice follows the mean gray of the clearly opaque pixels."""
+    transparent background). The choice follows the mean gray of the clearly opaque pixels. A
+    last channel that is 0 everywhere holds no picture: a camera's XRGB8888 padding byte (read as
+    alpha it would hide the whole frame); the colour channels are then the image."""
     alpha = image[:, :, -1]
+    if not alpha.any():
+        if image.shape[2] == 4:
+            return cv2.cvtColor(image, cv2.COLOR_BGRA2BGR)
+        return cv2.cvtColor(np.ascontiguousarray(image[:, :, 0]), cv2.COLOR_GRAY2BGR)
     gray = image[:, :, 0] if image.shape[2] == 2 else cv2.cvtColor(image, cv2.COLOR_BGRA2GRAY)
     opaque = (alpha >= 128).view(np.uint8)
     if not opaque.any():

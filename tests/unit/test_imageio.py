@@ -316,12 +316,13 @@ def test_text_on_transparency_stays_readable_whatever_its_colour(recognizer: Rec
 
 def test_compositing_follows_alpha() -> None:
     """Partial alpha blends with the background it picked: a dark pixel at half alpha over
-    white, a light one over black; an all-transparent image is white."""
+    white, a light one over black; a 4th channel of zeros is padding (XRGB8888), not transparency."""
     half = np.dstack([np.full((4, 4, 3), 100, np.uint8), np.full((4, 4), 128, np.uint8)])
     assert abs(int(to_bgr8(half)[0, 0, 0]) - round(100 * 128 / 255 + 255 * 127 / 255)) <= 1
     light = np.dstack([np.full((4, 4, 3), 200, np.uint8), np.full((4, 4), 128, np.uint8)])
     assert abs(int(to_bgr8(light)[0, 0, 0]) - round(200 * 128 / 255)) <= 1
-    assert to_bgr8(np.zeros((4, 4, 4), np.uint8)).min() == 255
+    xrgb = np.dstack([np.full((4, 4, 3), 90, np.uint8), np.zeros((4, 4), np.uint8)])
+    assert (to_bgr8(xrgb) == 90).all()
 
 
 def test_a_yuv420_frame_is_read_when_named_and_refused_when_not() -> None:
