@@ -81,10 +81,10 @@ APT_TEST := mosquitto openssl chromium systemd make fonts-dejavu-core fonts-wqy-
 deps-test:
 	$(call apt_install,$(APT_TEST))
 
-# pytest exit 5 means "no tests collected": that is a failure here, not a pass. -rs names the
-# reason of each skip (a skip is a tool or a file that is not there).
+# pytest exit 5 means "no tests collected": that is a failure here, not a pass. -rfEs names each
+# failure, error and skip with its reason at the end (a skip is a tool or a file not there).
 define pytest
-	@$(1) -m pytest -rs $(2); rc=$$?; if [ $$rc = 5 ]; then echo "pytest collected no tests: failing"; exit 1; fi; exit $$rc
+	@$(1) -m pytest -rfEs $(2); rc=$$?; if [ $$rc = 5 ]; then echo "pytest collected no tests: failing"; exit 1; fi; exit $$rc
 endef
 
 test: test-runtime test-toolchain lint
