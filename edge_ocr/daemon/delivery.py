@@ -110,8 +110,10 @@ class Delivery:
             sink.start()
 
     def stop(self, drain_timeout_s: float) -> int:
-        """Stop every sink (the MQTT one drains the outbox for up to ``drain_timeout_s``) and
-        close the outbox; returns the messages left for the next run."""
+        """Send health a last time, stop every sink (the MQTT one drains the outbox and that
+        health for up to ``drain_timeout_s``) and close the outbox; returns the messages left for
+        the next run."""
+        self.send_health(force=True)
         left = sum(sink.stop(drain_timeout_s) for sink in self.sinks)
         self.outbox.close()
         return left
@@ -167,10 +169,11 @@ class Delivery:
         return stored
 
     def tick(self) -> None:
-        """Called every loop turn: retry a degraded outbox, send health when due."""
+        """Called every loop turn: retry a degraded outbox, send health when due (at once when
+        a sink had a message replaced, refused or dropped)."""
         if self._outbox_fault or self._unstored:
             self._retry_outbox()
-        self.send_health()
+        self.send_health(force=any([sink.health_due() for sink in self.sinks]))
 
     def send_health(self, force: bool = False) -> None:
         """The health document to every sink, every ``HEALTH_EVERY_S`` or now (``force``)."""

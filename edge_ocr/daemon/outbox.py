@@ -35,6 +35,12 @@ CREATE TABLE IF NOT EXISTS counters (name TEXT PRIMARY KEY, value INTEGER NOT NU
 """
 
 
+def encode(doc: dict) -> bytes:
+    """A message's payload: compact UTF-8 JSON (what is stored, and what is measured against a
+    broker's size limit)."""
+    return json.dumps(doc, ensure_ascii=False, separators=(",", ":")).encode()
+
+
 class OutboxError(RuntimeError):
     """The outbox cannot be written (disk full, read-only state directory, …)."""
 
@@ -133,7 +139,7 @@ class Outbox:
         with self._write():
             for topic, body, retain in items:
                 doc = {"msg_id": uuid.uuid4().hex, "seq": self._bump("seq"), **body}
-                payload = json.dumps(doc, ensure_ascii=False, separators=(",", ":")).encode()
+                payload = encode(doc)
                 self._db.execute("INSERT INTO messages(topic, payload, qos, retain, created) VALUES(?, ?, ?, ?, ?)",
                                  (topic, payload, qos, int(retain), time.time()))
                 out.append(doc)

@@ -34,6 +34,11 @@ class Sink:
     def wake(self) -> None:
         """Messages are waiting in the outbox (stored after the disk came back)."""
 
+    def health_due(self) -> bool:
+        """True once after something health counts went wrong here (a message replaced, refused
+        or dropped): health goes out now, not at its next turn."""
+        return False
+
     def status(self) -> dict:
         return {}
 

@@ -24,9 +24,19 @@ from edge_ocr.page.result import PageResult
 MARKS = {"added": "+", "removed": "-", "changed": "~"}
 
 
+def too_large(doc: object) -> dict | None:
+    """The ``too_large`` part of a notice the daemon sent in place of a message larger than the
+    broker accepts (``edge_ocr/daemon/fit.py``), or None."""
+    part = doc.get("too_large") if isinstance(doc, dict) else None
+    return part if isinstance(part, dict) else None
+
+
 def problem(kind: str, doc: object) -> str | None:
     """Why ``doc`` (parsed JSON from a ``page`` or ``events`` topic) is not an edge-ocr message,
-    or None when it is one (:meth:`PageResult.from_dict` / :meth:`LineEvent.from_dict` accept it)."""
+    or None when it is one (:meth:`PageResult.from_dict` / :meth:`LineEvent.from_dict` accept it,
+    or it is a too-large notice)."""
+    if too_large(doc) is not None:
+        return None
     try:
         (PageResult if kind == "page" else LineEvent).from_dict(doc)
     except ValueError as exc:
@@ -46,11 +56,16 @@ def _field(doc: dict, *path: str) -> object:
 def show(kind: str, doc: dict, out: TextIO) -> None:
     """Print one edge-ocr page or event (one that :func:`problem` passed) for a person; optional
     fields that are missing or of another type are shown as "?"."""
-    if kind == "page":
+    if (notice := too_large(doc)) is not None:
+        print(f"\n[{kind} seq={_field(doc, 'seq')}] too large for the broker ({notice.get('bytes')} bytes, "
+              f"limit {notice.get('limit')}): not delivered", file=out)
+    elif kind == "page":
         page = PageResult.from_dict(doc)
         ms = f"{page.timings_ms['total']:.0f} ms" if "total" in page.timings_ms else "? ms"
-        print(f"\n[page seq={_field(doc, 'seq')} frame={_field(doc, 'frame', 'seq')}] {len(page.lines)} lines, {ms}",
-              file=out)
+        cut = _field(doc, "truncated", "lines")
+        cut = f" (trimmed for the broker: {len(page.lines)} of {cut} lines)" if cut is not None else ""
+        print(f"\n[page seq={_field(doc, 'seq')} frame={_field(doc, 'frame', 'seq')}] {len(page.lines)} lines, "
+              f"{ms}{cut}", file=out)
         for line in page.lines:
             print(f"  {line.confidence:.2f}  {line.text}", file=out)
     else:

@@ -58,6 +58,8 @@ CASES = [
     ("[mqtt]\nbase_topic = 'edge-ocr/'\n", {}, "mqtt.base_topic", "empty topic level"),
     ("[mqtt]\nbase_topic = '$SYS/edge'\n", {}, "mqtt.base_topic", "must not start with '$'"),
     ("[mqtt]\ndiscovery_prefix = 'home#'\n", {}, "mqtt.discovery_prefix", "without '+', '#'"),
+    ("[mqtt]\nmax_message_bytes = 512\n", {}, "mqtt.max_message_bytes", "at least 1024"),
+    ("", {"EDGE_OCR_MQTT_MAX_MESSAGE_BYTES": "-1"}, "mqtt.max_message_bytes", "0 (the broker's announced limit only)"),
     ("[outbox]\nmax_messages = 0\n", {}, "outbox.max_messages", "must be positive"),
     ("[http]\nport = 70000\n", {}, "http.port", "from 1 to 65535"),
     ("[http]\nmax_body_mb = 0\n", {}, "http.max_body_mb", "must be positive"),
