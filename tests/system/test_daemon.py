@@ -13,6 +13,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections import Counter
 from pathlib import Path
 
 import cv2
@@ -163,9 +164,13 @@ def test_broker_killed_twenty_times_loses_nothing(broker: Broker, tmp_path: Path
     duplicates = len(received) - len({d["msg_id"] for d in received})
     print(f"broker killed 20×: produced {len(want)}, delivered {len(want & got())}, duplicates {duplicates}")
     assert len(want) >= 20
-    # QoS 1 may repeat what was in flight when the broker died (measured: 34 over 20 kills and 132
-    # messages); a re-delivery storm (MQTT 5 re-sending a stuck window, 154 copies of 8) may not.
-    assert duplicates <= 3 * 20 and duplicates <= len(want) // 2, f"{duplicates} duplicates of {len(want)}"
+    # QoS 1 repeats what was in flight when the broker died, to the daemon and to this subscriber's
+    # session (measured: 34-97 copies over 20 kills and 112-132 messages, most the broker's
+    # re-delivery to the subscriber); a re-delivery storm (MQTT 5 re-sending a stuck window: 154
+    # copies of 8 messages, each about 19 times) may not.
+    copies = Counter(d["msg_id"] for d in received)
+    assert max(copies.values()) <= 4 and duplicates <= len(want), f"{duplicates} duplicates of {len(want)}, " \
+        f"most copies of one message {max(copies.values())}"
 
 
 def test_daemon_sigkill_with_queued_messages_delivers_them_after_restart(tmp_path: Path) -> None:
