@@ -74,6 +74,12 @@ CASES = [
     ("", {"EDGE_OCR_HTTP_HOST": "::"}, "http.host", "http.allow_open = true"),
     ("[service]\nlog_level = 'trace'\n", {}, "service.log_level", "must be one of"),
     ("[service]\ndrain_timeout_s = -1\n", {}, "service.drain_timeout_s", "≥ 0"),
+    ("[capture]\nfolder_settle_s = -1\n", {}, "capture.folder_settle_s", "≥ 0"),
+    ("[capture]\nfolder_settle_s = 5\nfolder_give_up_s = 2\n", {}, "capture.folder_give_up_s", "must be above"),
+    ("[mqtt]\nmax_message_bytes = 100\n", {}, "mqtt.max_message_bytes", "at least"),
+    ("[image]\nmax_megapixels = 0\n", {}, "image.max_megapixels", "must be positive"),
+    ("[image]\nmax_pages = 0\n", {}, "image.max_pages", "must be positive"),
+    ("[image]\ndecode_memory_mb = 8\n", {}, "image.decode_memory_mb", "at least 16"),
     # Not a number: nan and inf pass every comparison (nan <= 0 is False), so they are refused as such.
     ("[gate]\nmotion = nan\n", {}, "gate.motion", "finite number"),
     ("[capture]\nfps = inf\n", {}, "capture.fps", "finite number"),
