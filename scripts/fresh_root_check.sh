@@ -108,7 +108,7 @@ PY
 # -k: past a failing part, the others (and their set-up) still run and show.
 phase make-test "cd $REPO && make -k test" && rc=0 || rc=$?
 grep -E '^=+ .*(passed|failed|error).* in [0-9.]+s' "$LOGS/make-test.log" || true
-grep -E '^(FAILED|ERROR) |^make: \*\*\*' "$LOGS/make-test.log" || true
+grep -E '^(FAILED|ERROR) tests/|^make: \*\*\*' "$LOGS/make-test.log" || true
 if grep -qE '^=+ .*skipped.* in [0-9.]+s' "$LOGS/make-test.log"; then
   echo "make test skipped tests on a fresh machine (a tool or file it did not install):"
   grep -E '^SKIPPED' "$LOGS/make-test.log"
