@@ -1,8 +1,12 @@
 """``make bench-pages``: edge-ocr and its peers on every real page of the dev set, in one run.
 
-    python -m toolchain.bench.pages --devset ../shared/devset --out reports/pages
+    python -m toolchain.bench.pages --devset ../shared/devset --classroom ../shared/classroom --out reports/pages
 
-Pages: every ``pages/…`` row of the dev set's ``labels.tsv`` (read at run time: the set grows).
+Pages, two sets: every ``pages/…`` row of the dev set's ``labels.tsv`` (read at run time: the set
+grows), and every labelled classroom frame (:mod:`toolchain.bench.classroom`: keyframes of the
+measuring lectures of a fixed 1080p camera at a whiteboard, labels in the repository, images in
+``../shared/classroom``; skipped with a note when that folder is absent). Figures are reported
+overall, per set and per category (whiteboard, blackboard, notebook, mixed, classroom frame).
 Engines, each on the same pages with 1 thread: edge-ocr through its own reader factory with
 each shipped or built detector (DB int8 and float, the classical splitter); RapidOCR's
 PP-OCRv4 and PP-OCRv6 det+cls+rec (ONNX Runtime, float, its own pipeline and defaults); and
@@ -45,7 +49,8 @@ OURS = [
     ("edge-ocr DB v6 int8", {"detector": "db", "detector_model": "build/ppocr/ppocrv6_det_int8.tflite"}),
     ("edge-ocr classical", {"detector": "classical"}),
 ]
-BOARDS = ("whiteboard_page", "blackboard_page")
+BOARDS = ("whiteboard_page", "blackboard_page", "classroom_frame")
+DEV, CLASSROOM = "dev pages", "classroom frames"
 
 
 @dataclass
@@ -56,7 +61,19 @@ class Reading:
 
 
 def pages(root: Path) -> list[dict]:
-    return read_labels(root, "pages/")
+    """The dev set's page rows, each with ``path`` and ``set`` added."""
+    return [{**r, "path": str(root / r["file"]), "set": DEV} for r in read_labels(root, "pages/")]
+
+
+def classroom_pages(root: Path) -> tuple[list[dict], str | None]:
+    """The labelled classroom frames (``file`` becomes ``classroom/<name>``), or none and a note
+    when ``root`` has no frames."""
+    from toolchain.bench import classroom
+
+    if not (root / "frames").is_dir():
+        return [], f"classroom frames: {root}/frames absent (../shared/classroom beside the checkout)"
+    rows = classroom.labels(root)
+    return [{**r, "file": f"classroom/{r['file']}", "set": CLASSROOM} for r in rows], None
 
 
 class EdgeOcr:
@@ -182,6 +199,28 @@ def contact_sheet(image: np.ndarray, readings: dict[str, Reading], out: Path, fo
     cv2.imwrite(str(out), np.vstack(rows))
 
 
+def summary(ps: list[dict]) -> dict[str, float]:
+    """Corpus figures over some pages of one engine: line-matched CER (total errors / total truth
+    characters), worst board page, line recall, mean bag F1 and median ms."""
+    if not ps:
+        return {"n": 0}
+    return {"n": len(ps), "cer": sum(p["errors"] for p in ps) / max(1, sum(p["chars"] for p in ps)),
+            "worst_board": max((p["cer"] for p in ps if p["category"] in BOARDS), default=float("nan")),
+            "recall": sum(p["found"] for p in ps) / max(1, sum(p["lines"] for p in ps)),
+            "f1": statistics.mean(p["f1"] for p in ps), "ms": statistics.median(p["ms"] for p in ps)}
+
+
+def summarise(results: dict[str, dict], rows: list[dict]) -> None:
+    """Adds ``all``, ``sets`` and ``categories`` (:func:`summary` each) to every engine's results."""
+    sets = list(dict.fromkeys(r["set"] for r in rows))
+    categories = list(dict.fromkeys(r["category"] for r in rows))
+    for r in results.values():
+        ps = list(r["pages"].values())
+        r["all"] = summary(ps)
+        r["sets"] = {s_: summary([p for p in ps if p["set"] == s_]) for s_ in sets}
+        r["categories"] = {c: summary([p for p in ps if p["category"] == c]) for c in categories}
+
+
 def chart(results: dict[str, dict], out: Path) -> None:
     import matplotlib
 
@@ -194,7 +233,7 @@ def chart(results: dict[str, dict], out: Path) -> None:
     width = 0.8 / len(names)
     for k, name in enumerate(names):
         cers = [min(1.3, results[name]["pages"][p]["cer"]) for p in pages_]
-        ax.bar(np.arange(len(pages_)) + k * width, cers, width, label=f"{name}: {results[name]['cer']:.3f}")
+        ax.bar(np.arange(len(pages_)) + k * width, cers, width, label=f"{name}: {results[name]['all']['cer']:.3f}")
     ax.set_xticks(np.arange(len(pages_)) + 0.4 - width / 2, [Path(p).stem for p in pages_], rotation=45, ha="right")
     ax.set_ylabel("line-matched page CER (lower is better)")
     ax.axhline(0.3, color="grey", lw=0.8, ls="--")
@@ -206,6 +245,8 @@ def chart(results: dict[str, dict], out: Path) -> None:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--devset", type=Path, default=Path("../shared/devset"))
+    ap.add_argument("--classroom", type=Path, default=Path("../shared/classroom"),
+                    help="the classroom frames (labels: toolchain/bench/classroom); skipped with a note when absent")
     ap.add_argument("--out", type=Path, default=Path("reports/pages"))
     ap.add_argument("--only", default=None, help="engines whose name contains this")
     ap.add_argument("--no-sheets", action="store_true", help="skip the contact sheets")
@@ -214,14 +255,17 @@ def main() -> None:
     rows = pages(a.devset)
     if not rows:
         raise SystemExit(f"no pages/ rows in {a.devset / 'labels.tsv'}")
+    frames, skipped = classroom_pages(a.classroom)
+    rows += frames
     made, notes = engines(a.only)
+    notes += [skipped] if skipped else []
     font = "/usr/share/fonts/opentype/noto/NotoSansCJK-Regular.ttc"
     font = font if Path(font).exists() else None
     sheets = a.out.parent / a.out.name
     sheets.mkdir(parents=True, exist_ok=True)
     results: dict[str, dict] = {e.name: {"pages": {}} for e in made}
     for row in tqdm(rows, desc="pages", unit="page"):
-        image = read_image(a.devset / row["file"])
+        image = read_image(Path(row["path"]))
         truth = row["text"].split("\\n")
         readings = {}
         for e in made:
@@ -232,32 +276,56 @@ def main() -> None:
             errors, chars = page_errors(truth, texts)
             found, total = line_recall(truth, texts)
             results[e.name]["pages"][row["file"]] = {
-                "category": row["category"], "errors": errors, "chars": chars, "cer": errors / max(1, chars),
-                "f1": bag_f1("".join(truth), "".join(texts)), "found": found, "lines": total, "ms": reading.ms,
-                "stages": reading.stages}
+                "category": row["category"], "set": row["set"], "errors": errors, "chars": chars,
+                "cer": errors / max(1, chars), "f1": bag_f1("".join(truth), "".join(texts)), "found": found,
+                "lines": total, "ms": reading.ms, "stages": reading.stages}
         if not a.no_sheets:
             contact_sheet(image, readings, sheets / f"{Path(row['file']).stem}.png", font)
-    for r in results.values():
-        ps = r["pages"].values()
-        r["cer"] = sum(p["errors"] for p in ps) / max(1, sum(p["chars"] for p in ps))
-        boards = [p for p in ps if p["category"] in BOARDS]
-        r["worst_board"] = max((p["cer"] for p in boards), default=0.0)
-        r["recall"] = sum(p["found"] for p in ps) / max(1, sum(p["lines"] for p in ps))
-        r["f1"] = statistics.mean(p["f1"] for p in ps)
-        r["ms"] = statistics.median(p["ms"] for p in ps)
+    summarise(results, rows)
+    chart(results, a.out.with_suffix(".png"))
+    emit(report(rows, results, notes, a.devset, a.classroom, a.out), a.out.with_suffix(".md"))
+
+
+def report(rows: list[dict], results: dict[str, dict], notes: list[str], devset: Path, classroom: Path,
+           out: Path) -> str:
+    """The markdown report: overall, per set, per category, per page, time per stage."""
+    sets = [s_ for s_ in (DEV, CLASSROOM) if any(r["set"] == s_ for r in rows)]
+    categories = list(dict.fromkeys(r["category"] for r in rows))
     names = list(results)
+    n_set = {s_: sum(r["set"] == s_ for r in rows) for s_ in sets}
     lines = ["# Real pages: edge-ocr and its peers", "",
-             f"{len(rows)} real pages from `{a.devset}/labels.tsv` (development only: never trained or calibrated "
-             "on). 1 thread, this machine, one warm-up read per page and engine. Line-matched page CER: "
+             f"{len(rows)} real pages, development only (never trained or calibrated on): "
+             + " and ".join(f"{n_set[s_]} {s_}" for s_ in sets) + f" (`{devset}/labels.tsv`"
+             + (f"; labelled keyframes of the measuring lectures of `{classroom}`, labels in "
+                "`toolchain/bench/classroom/labels.tsv`" if CLASSROOM in sets else "") + "). "
+             "1 thread, this machine, one warm-up read per page and engine. Line-matched page CER: "
              "whitespace removed, lines paired by least total edit distance, unpaired lines cost their length "
-             "(can exceed 1). Line recall: truth lines paired with a line at most half wrong. F1: bag of "
-             "characters, mean over pages. Reproduce: `make bench-pages`.", "",
-             "| engine | page CER | worst board page | line recall | bag F1 | median ms/page |",
-             "|---|---|---|---|---|---|"]
+             "(can exceed 1); a set's or category's CER is its total errors over its total truth characters. "
+             "Line recall: truth lines paired with a line at most half wrong. F1: bag of characters, mean over "
+             "pages. Worst board: the highest CER of a whiteboard, blackboard or classroom-frame page. "
+             "Reproduce: `make bench-pages`.", "",
+             "| engine | page CER, all | " + " | ".join(s_ for s_ in sets)
+             + " | worst board page | line recall | bag F1 | median ms/page |",
+             "|---|---|" + "---|" * len(sets) + "---|---|---|---|"]
     for n in names:
-        r = results[n]
-        lines.append(f"| {n} | **{r['cer']:.3f}** | {r['worst_board']:.3f} | {r['recall']:.3f} | {r['f1']:.3f} "
-                     f"| {r['ms']:.0f} |")
+        r = results[n]["all"]
+        lines.append(f"| {n} | **{r['cer']:.3f}** | "
+                     + " | ".join(f"{results[n]['sets'][s_]['cer']:.3f}" for s_ in sets)
+                     + f" | {r['worst_board']:.3f} | {r['recall']:.3f} | {r['f1']:.3f} | {r['ms']:.0f} |")
+    lines += ["", "## Per set", "", "| engine | set | pages | page CER | worst board page | line recall | bag F1 "
+              "| median ms/page |", "|---|---|---|---|---|---|---|---|"]
+    for n in names:
+        for s_ in sets:
+            r = results[n]["sets"][s_]
+            lines.append(f"| {n} | {s_} | {r['n']} | **{r['cer']:.3f}** | {r['worst_board']:.3f} | {r['recall']:.3f} "
+                         f"| {r['f1']:.3f} | {r['ms']:.0f} |")
+    lines += ["", "## Per category (page CER; line recall)", "",
+              "| engine | " + " | ".join(f"{c} ({sum(r['category'] == c for r in rows)})" for c in categories) + " |",
+              "|---|" + "---|" * len(categories)]
+    for n in names:
+        cats = results[n]["categories"]
+        lines.append(f"| {n} | " + " | ".join(f"{cats[c]['cer']:.3f} ({cats[c]['recall']:.2f})" for c in categories)
+                     + " |")
     lines += ["", "## Per page (CER; lines found / lines)", "",
               "| page | category | chars | " + " | ".join(names) + " |",
               "|---|---|---|" + "---|" * len(names)]
@@ -275,11 +343,10 @@ def main() -> None:
             lines.append(f"- {n}: " + ", ".join(f"{k} {statistics.median(s[k] for s in stages):.0f}" for k in keys))
     if notes:
         lines += ["", "Not measured: " + "; ".join(notes)]
-    lines += ["", f"![page CER per page]({a.out.name}.png)", "",
-              f"Contact sheets (boxes and text per engine): `{sheets}/<page>.png`, local only: they show the "
-              "dev set's photos, which are not ours to redistribute."]
-    chart(results, a.out.with_suffix(".png"))
-    emit("\n".join(lines) + "\n", a.out.with_suffix(".md"))
+    lines += ["", f"![page CER per page]({out.name}.png)", "",
+              f"Contact sheets (boxes and text per engine): `{out}/<page>.png`, local only: they show the "
+              "dev set's photos and the classroom frames, which are not ours to redistribute."]
+    return "\n".join(lines) + "\n"
 
 
 if __name__ == "__main__":
