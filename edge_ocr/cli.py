@@ -80,6 +80,8 @@ def _recognize(args: argparse.Namespace) -> int:
                 rows.append({"file": str(path), **page_no, "mode": "page", **page.to_dict()})
                 if not args.json:
                     turned = f", read turned by {page.rotation}°" if page.rotation else ""
+                    if page.blurred:
+                        turned += f", BLURRED (sharpness {page.sharpness:.2f}): text unreliable, confidences capped"
                     print(f"== {label}: {len(page.lines)} lines, {page.timings_ms['total']:.0f} ms{turned}")
                     for ln in page.lines:
                         print(f"{ln.block}\t{ln.confidence:.3f}\t{ln.text}")

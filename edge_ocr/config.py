@@ -81,6 +81,9 @@ class VisionConfig:
     box_thresh: float = 0.0  # DB: mean text probability a box needs; 0: the model's default
     unclip_ratio: float = 0.0  # DB: how far boxes grow back around the text; 0: the model's default
     min_confidence: float = 0.0  # lines read with a lower confidence are dropped as clutter
+    # Text sharpness (0 smeared … about 0.7 sharp; edge_ocr/vision/sharpness.py) below which a frame is
+    # blurred: the daemon keeps its last page, the API caps confidences at 0.5; 0: never
+    min_sharpness: float = 0.5
     enhance_contrast: bool = True  # local contrast (CLAHE) before detection: faint marker, chalk
     binarizer: str = "sauvola"  # classical only
     analysis_side: int = 1024  # classical only
@@ -98,7 +101,7 @@ class VisionConfig:
         _choice("vision.detector", self.detector, options.DETECTORS)
         if self.detector_side and self.detector_side < 128:
             raise ConfigError(f"vision.detector_side: 0 (the model's default) or ≥ 128, got {self.detector_side}")
-        for key in ("box_thresh", "min_confidence"):
+        for key in ("box_thresh", "min_confidence", "min_sharpness"):
             if not 0 <= getattr(self, key) < 1:
                 raise ConfigError(f"vision.{key}: must be from 0 to below 1, got {getattr(self, key)}")
         if self.unclip_ratio < 0:

@@ -130,3 +130,24 @@ def multi_page_tiff(pages: list[list[str]], size: int = 36) -> bytes:
     buf = io.BytesIO()
     images[0].save(buf, "TIFF", save_all=True, append_images=images[1:], compression="tiff_deflate")
     return buf.getvalue()
+
+
+def motion_blur(image: np.ndarray, length: int, angle: float = 0.0) -> np.ndarray:
+    """``image`` smeared by a straight camera motion of ``length`` pixels at ``angle`` degrees
+    (a linear motion kernel; 0 or 1: unchanged)."""
+    if length <= 1:
+        return image
+    kernel = np.zeros((length, length), np.float32)
+    c = (length - 1) / 2
+    dx, dy = np.cos(np.radians(angle)) * c, np.sin(np.radians(angle)) * c
+    cv2.line(kernel, (round(c - dx), round(c - dy)), (round(c + dx), round(c + dy)), 1.0, 1)
+    return cv2.filter2D(image, -1, kernel / kernel.sum(), borderType=cv2.BORDER_REPLICATE)
+
+
+CLASS_NOTES = ["Homework due Friday at noon", "read chapter 4 and 5", "x = 13 + 5 = 18"]
+
+
+def class_board() -> np.ndarray:
+    """A board in its frame with :data:`CLASS_NOTES` in 28-px print (a line about 30 px tall:
+    classroom handwriting's size in a 1080p frame)."""
+    return in_frame(page(CLASS_NOTES, size=28))

@@ -19,6 +19,7 @@ COUNTERS = {
     "pages_published": ("pages_published_total", "pages handed to the outbox"),
     "events_published": ("events_published_total", "line events handed to the outbox"),
     "frame_errors": ("frame_errors_total", "frames that could not be used (bad shape, type, size)"),
+    "frames_blurred": ("frames_blurred_total", "frames read but not published: text too blurred to trust"),
     "reload_failures": ("reload_failures_total", "reloads refused for an invalid configuration (the old one kept)"),
 }
 
@@ -52,6 +53,7 @@ class Health:
         self.recognise_ms = Histogram()
         self.camera_fault: str | None = None
         self.config_fault: str | None = None  # the last reload's error, until a reload succeeds
+        self.blur_fault: str | None = None  # the last frame read was blurred, until a sharp one is
         self.last_frame_ts: float | None = None
         self.sources: list[Source] = []
 
@@ -59,7 +61,8 @@ class Health:
         self.counters[name] += n
 
     def faults(self) -> dict[str, str]:
-        return merge_faults({"camera": self.camera_fault, "config": self.config_fault}, self.sources)
+        return merge_faults({"camera": self.camera_fault, "config": self.config_fault, "blur": self.blur_fault},
+                            self.sources)
 
     def document(self) -> dict:
         """The health document: state ``ok`` or ``degraded`` (any fault), faults, model, uptime,

@@ -196,14 +196,16 @@ class Service:
         except ImageError as exc:
             self._bad_frame(str(exc), seq)
             return
-        self.gate.accept()
-        if page.surface_detected:
-            self.gate.set_region(page.surface)
+        self.gate.accept()  # a blurred board too: read again once it changes, not every frame
         cached = sum(ln.cached for ln in page.lines)
         self.health.count("frames_recognised")
         self.health.count("lines_cached", cached)
         self.health.count("lines_recognised", len(page.lines) - cached)
         self.health.recognise_ms.observe(page.timings_ms["total"])
+        if self._blurred(page, seq):
+            return
+        if page.surface_detected:
+            self.gate.set_region(page.surface)
         old = self._page.lines if self._page is not None else []
         page.lines, events, held = reconcile_board(old, page.lines, self.gate.state)
         self.gate.watch([ln.box for ln in held],
@@ -215,6 +217,24 @@ class Service:
             return
         self.delivery.publish(page, events, seq, ts)
         self._page, self._occlusion_at = page, seq
+
+    def _blurred(self, page: PageResult, seq: int) -> bool:
+        """Whether the page read is too blurred to publish (``vision.min_sharpness``): its text
+        would replace good lines with garbage, so the last page stays, the frame is counted and
+        logged, and health says so until a sharp frame is read."""
+        if not page.blurred:
+            if self.health.blur_fault is not None:
+                self.health.blur_fault = None
+                self.delivery.send_health(force=True)
+            return False
+        self.health.count("frames_blurred")
+        log.warning("frame_blurred", frame=seq, sharpness=page.sharpness, min_sharpness=self.cfg.vision.min_sharpness,
+                    lines=len(page.lines), kept="last page" if self._page is not None else "no page yet")
+        if self.health.blur_fault is None:
+            self.health.blur_fault = (f"the last frame read was blurred (sharpness {page.sharpness:.2f} < "
+                                      f"{self.cfg.vision.min_sharpness}): the page shown is the last sharp one")
+            self.delivery.send_health(force=True)
+        return True
 
     def _occlusion(self, seq: int, ts: float) -> None:
         """Re-publish the last page (no events) once lines it marks ``occluded`` are in view again,

@@ -37,8 +37,8 @@ from edge_ocr.config import HttpConfig, is_loopback
 from edge_ocr.http.prometheus import Histogram, Metric, render
 from edge_ocr.imageio import ImageError, ImageTooLargeError, decoded
 from edge_ocr.log import Log
-from edge_ocr.page.reader import PageReader, is_page
-from edge_ocr.page.result import PageLine, PageResult, live_picture
+from edge_ocr.page.reader import BLURRED_CONFIDENCE, PageReader, is_page
+from edge_ocr.page.result import PageResult, live_picture
 
 WEB = Path(__file__).resolve().parent / "web"
 OPENAPI = Path(__file__).resolve().parent / "openapi.json"
@@ -192,13 +192,13 @@ class Api:
                 raise ApiError(422, str(exc)) from None
             lines = [ln.to_dict() for ln in page.lines]
             mode, extra = "page", {"rotation": page.rotation, "detector": page.detector}
+            sharpness, blurred = page.sharpness, page.blurred
         else:
-            r = self.reader.recognizer.recognize([image])[0]
-            lines = [PageLine.whole(image, r.text, r.confidence, r.char_confidences).to_dict()]
-            mode, extra = "line", {}
+            line, sharpness, blurred = self.reader.read_line(image)
+            lines, mode, extra = [line.to_dict()], "line", {}
         return {"text": "\n".join(ln["text"] for ln in lines), "lines": lines,
                 "confidence": min((ln["confidence"] for ln in lines), default=0.0), "mode": mode,
-                "size": [image.shape[1], image.shape[0]], **extra}
+                "size": [image.shape[1], image.shape[0]], **extra, **sharpness_fields(sharpness, blurred)}
 
     def ocr(self) -> str:
         data, name, mode = self._upload()
@@ -290,10 +290,22 @@ def pages_answer(pages: list[dict]) -> dict:
     1), and over them all the text with a form feed between pages, every line, the weakest
     line's confidence, "page" mode if any page was read as one, the first page's size."""
     lines = [ln for p in pages for ln in p["lines"]]
+    judged = [p["sharpness"] for p in pages if p["sharpness"] is not None]
     return {"text": "\f".join(p["text"] for p in pages), "lines": lines,
             "confidence": min((ln["confidence"] for ln in lines), default=0.0),
             "mode": "page" if any(p["mode"] == "page" for p in pages) else "line", "size": pages[0]["size"],
+            **sharpness_fields(min(judged, default=None), any(p["blurred"] for p in pages)),
             "pages": [{"page": k, **p} for k, p in enumerate(pages, 1)]}
+
+
+def sharpness_fields(sharpness: float | None, blurred: bool) -> dict:
+    """``sharpness`` and ``blurred`` of an answer, and a ``warning`` when it is blurred: its text
+    is unreliable and its confidences are capped (edge_ocr/page/reader.py)."""
+    doc = {"sharpness": None if sharpness is None else rounding.confidence(sharpness), "blurred": blurred}
+    if blurred:
+        doc["warning"] = (f"the image is blurred (text sharpness {sharpness:.2f}, below vision.min_sharpness): "
+                          f"its text is unreliable; confidences are capped at {BLURRED_CONFIDENCE}")
+    return doc
 
 
 def build_api(cfg: HttpConfig, reader: PageReader, health: HealthView | None = None,

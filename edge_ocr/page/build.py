@@ -44,4 +44,4 @@ def build_reader(cfg: Config, recognizer: Recognizer | None = None, cache_size: 
     rec = recognizer or build_recognizer(r)
     region = np.asarray(v.fixed_region, np.float32) if v.fixed_region else None
     return PageReader(rec, region, v.binarizer, cache_size or r.cache_size, v.analysis_side,
-                      build_detector(v, r), v.min_confidence)
+                      build_detector(v, r), v.min_confidence, v.min_sharpness)

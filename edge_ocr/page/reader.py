@@ -24,7 +24,8 @@ from edge_ocr.vision.detector import TextDetector
 from edge_ocr.vision.layout import TextLine, drop_specks, group_lines, order_lines
 from edge_ocr.vision.lines import crop_quad, find_lines
 from edge_ocr.vision.orientation import column_to_row, rotate_points, unrotate_points
-from edge_ocr.vision.surface import ANALYSIS_SIDE, Surface, locate_surface, rectify, steady_quad
+from edge_ocr.vision.sharpness import text_sharpness
+from edge_ocr.vision.surface import ANALYSIS_SIDE, Surface, frame_quad, locate_surface, rectify, steady_quad
 
 ORIENTATION_SAMPLE = 5  # lines read each way up to decide how the page is turned
 ORIENTATION_SURE = 0.85  # mean character confidence that ends the vote (dev pages: same turns, same CER)
@@ -34,6 +35,9 @@ ORIENTATION_SURE = 0.85  # mean character confidence that ends the vote (dev pag
 # on the whole real dev set: 0.5 → 0.8 moved page CER 0.0913 → 0.0907 (ppocrv4_det) and
 # 0.0919 → 0.0913 (the first db_lite student); the height rule changed no dev page.
 CLUTTER_CHARS, CLUTTER_CONFIDENCE, CLUTTER_TALL = 2, 0.8, 2.5
+# No line of a blurred frame (sharpness below vision.min_sharpness) is reported surer than this:
+# its text may be confident-looking garbage (9-px motion blur: CER 0.40 at confidences near 0.9).
+BLURRED_CONFIDENCE = 0.5
 
 
 def is_clutter(res: LineResult, tall: float = 1.0) -> bool:
@@ -41,6 +45,13 @@ def is_clutter(res: LineResult, tall: float = 1.0) -> bool:
     median line height) above ``CLUTTER_TALL``: a stroke of a diagram, a magnet, a tick (real
     dev pages: page CER 0.096 → 0.091 when the rule came in)."""
     return len(res.text.strip()) <= CLUTTER_CHARS and (res.confidence < CLUTTER_CONFIDENCE or tall > CLUTTER_TALL)
+
+
+def capped(res: LineResult, blurred: bool) -> tuple[float, list[float]]:
+    """A reading's confidence and character confidences, at most ``BLURRED_CONFIDENCE`` when
+    the frame is blurred."""
+    cap = BLURRED_CONFIDENCE if blurred else 1.0
+    return min(res.confidence, cap), [min(c, cap) for c in res.char_confidences]
 
 
 def is_page(image: np.ndarray, mode: str, detector: TextDetector | None = None) -> bool:
@@ -67,13 +78,15 @@ class PageReader:
 
     def __init__(self, recognizer: Recognizer, fixed_region: np.ndarray | None = None,
                  binarizer: str = "sauvola", cache_size: int = 512, analysis_side: int = ANALYSIS_SIDE,
-                 detector: TextDetector | None = None, min_confidence: float = 0.0) -> None:
+                 detector: TextDetector | None = None, min_confidence: float = 0.0,
+                 min_sharpness: float = 0.0) -> None:
         self.recognizer = recognizer
         self.fixed_region = fixed_region
         self.binarizer = binarizer
         self.analysis_side = analysis_side
         self.detector = detector
         self.min_confidence = min_confidence
+        self.min_sharpness = min_sharpness
         self._quad: np.ndarray | None = None
         self._made: set[int] = set()
         self._turn: int | None = None  # the last page's quarter turns: tried first on the next frame
@@ -110,7 +123,7 @@ class PageReader:
             regions = find_lines(cleaned.mask)
             surface_boxes = [r.box for r in regions]
             blocks, vertical = [r.block for r in regions], [False] * len(regions)
-            names = ["surface", "clean", "split", "recognise"]
+            names = ["surface", "clean", "split", "recognise", "sharpness"]
         else:
             surface = rectify(frame, quad, self.detector.max_side, detected)
             lap("surface")
@@ -121,7 +134,7 @@ class PageReader:
             rotation = 90 * k
             surface_boxes = [ln.quad for ln in lines]
             blocks, vertical = [ln.block for ln in lines], [ln.vertical for ln in lines]
-            names = ["surface", "detect", "orient", "split", "recognise"]
+            names = ["surface", "detect", "orient", "split", "recognise", "sharpness"]
         boxes = [surface.points_to_frame(b) for b in surface_boxes]
         # From the full-resolution frame, unflattened: the recogniser stretches each line's
         # contrast itself, and dividing by the analysis surface's light measured worse
@@ -130,14 +143,18 @@ class PageReader:
         lap("split")
         results = self._recognize(crops)
         lap("recognise")
-        out = []
         heights = [float(np.linalg.norm(np.subtract(b[3], b[0]))) for b in boxes]
         median = float(np.median(heights)) if heights else 1.0
-        for i, (box, res) in enumerate(zip(boxes, results)):
-            if not res.text.strip() or res.confidence < self.min_confidence or is_clutter(res, heights[i] / median):
-                continue
-            out.append(PageLine(res.text, res.confidence, rounding.pixels(box), blocks[i],
-                                res.char_confidences, id(res) not in self._made, vertical[i],
+        kept = [i for i, res in enumerate(results) if res.text.strip() and res.confidence >= self.min_confidence
+                and not is_clutter(res, heights[i] / median)]
+        # Judged on the lines kept: a board with no text (blank, erased) is never "blurred".
+        sharpness, blurred = self.judge(ink, [boxes[i] for i in kept])
+        lap("sharpness")
+        out = []
+        for i in kept:
+            conf, chars = capped(results[i], blurred)
+            out.append(PageLine(results[i].text, conf, rounding.pixels(boxes[i]), blocks[i], chars,
+                                id(results[i]) not in self._made, vertical[i],
                                 surface_box=rounding.pixels(surface_boxes[i])))
         if debug is not None:
             debug.update(surface=rectify(frame, quad, self.analysis_side).image,
@@ -148,11 +165,26 @@ class PageReader:
         for n in names:
             timings[n] = (t[n] - prev) * 1000
             prev = t[n]
-        timings["total"] = (t["recognise"] - t["start"]) * 1000
+        timings["total"] = (t["sharpness"] - t["start"]) * 1000
         h, w = frame.shape[:2]
         return PageResult(out, rounding.pixels(surface.quad), surface.detected, (w, h),
                           self.recognizer.contract.id, timings, rotation,
-                          self.detector.contract.id if self.detector else "classical", surface.image)
+                          self.detector.contract.id if self.detector else "classical",
+                          sharpness=sharpness, blurred=blurred, surface_image=surface.image)
+
+    def read_line(self, image: np.ndarray) -> tuple[PageLine, float | None, bool]:
+        """``image`` read as one line (a strip): the line, and its sharpness judged on the whole
+        strip and whether it is blurred (its confidences then capped, as in :meth:`read`)."""
+        image = to_bgr8(image)
+        res = self.recognizer.recognize([image])[0]
+        sharpness, blurred = self.judge(ink_gray(image), [frame_quad(image)])
+        return PageLine.whole(image, res.text, *capped(res, blurred)), sharpness, blurred
+
+    def judge(self, ink: np.ndarray, boxes: list[np.ndarray]) -> tuple[float | None, bool]:
+        """The sharpness of the text in ``ink`` (grey) within ``boxes`` (frame pixels), and
+        whether it is below ``min_sharpness`` (blurred)."""
+        sharpness = text_sharpness(ink, boxes)
+        return sharpness, sharpness is not None and sharpness < self.min_sharpness
 
     def _recognize(self, crops: list[np.ndarray]) -> list[LineResult]:
         """Results for ``crops`` through the line cache; those recognised now are remembered in

@@ -68,6 +68,11 @@ class PageResult:
     detector: str = "classical"
     # The rectified surface the lines were found on (not published): the live view's picture.
     surface_image: np.ndarray | None = field(default=None, repr=False, compare=False)
+    # How much fine detail the text keeps (edge_ocr.vision.sharpness: 0 smeared … ~0.7 sharp; None:
+    # no text to judge) and whether that is below vision.min_sharpness: a blurred frame's text is
+    # unreliable, its confidences are capped, and the daemon does not publish it.
+    sharpness: float | None = None
+    blurred: bool = False
 
     @property
     def text(self) -> str:
@@ -77,7 +82,9 @@ class PageResult:
         return {"text": self.text, "lines": [ln.to_dict() for ln in self.lines],
                 "surface": rounding.pixels(self.surface), "surface_detected": self.surface_detected,
                 "frame_size": list(self.frame_size), "model": self.model, "detector": self.detector,
-                "rotation": self.rotation, "timings_ms": {k: rounding.ms(v) for k, v in self.timings_ms.items()}}
+                "rotation": self.rotation, "timings_ms": {k: rounding.ms(v) for k, v in self.timings_ms.items()},
+                "sharpness": None if self.sharpness is None else rounding.confidence(self.sharpness),
+                "blurred": self.blurred}
 
     def to_json(self) -> str:
         return json.dumps(self.to_dict(), ensure_ascii=False)
@@ -96,7 +103,9 @@ class PageResult:
         size = doc.get("frame_size") if isinstance(doc.get("frame_size"), list) else [0, 0]
         return cls(lines, doc.get("surface") or [], doc.get("surface_detected") is True, tuple(size),
                    str(doc.get("model", "")), {k: float(v) for k, v in timings.items() if _number(v)},
-                   doc.get("rotation") if isinstance(doc.get("rotation"), int) else 0, str(doc.get("detector", "")))
+                   doc.get("rotation") if isinstance(doc.get("rotation"), int) else 0, str(doc.get("detector", "")),
+                   sharpness=float(doc["sharpness"]) if _number(doc.get("sharpness")) else None,
+                   blurred=doc.get("blurred") is True)
 
 
 def json_kind(value: object) -> str:
