@@ -262,7 +262,10 @@ def test_capture_command_and_reload(broker: Broker, tmp_path: Path) -> None:
     svc.request_reload()
     assert sub.wait_for(lambda: svc.health.counters["reload_failures"] == 1), "the reload ran and was refused"
     assert svc.cfg.gate.stable_frames == 3
-    assert "gate.stable_frame: unknown key" in svc.health.document()["faults"]["config"]
+    faults = svc.health.document()["faults"]
+    assert "gate.stable_frame: unknown key" in faults["config"]
+    health_schema = json.loads((ROOT / "schemas" / "health.schema.json").read_text(encoding="utf-8"))
+    Draft202012Validator(health_schema["properties"]["faults"]).validate(faults)
     config.write_text("[gate]\nstable_frames = 4\n")  # fixed: the fault clears
     svc.request_reload()
     assert sub.wait_for(lambda: svc.cfg.gate.stable_frames == 4 and "config" not in svc.health.faults())
