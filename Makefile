@@ -10,7 +10,7 @@ APT_CONVERT := fonts-noto-cjk fonts-wqy-zenhei fonts-wqy-microhei fonts-arphic-u
 	fonts-humor-sans fonts-breip fonts-femkeklaver fonts-kristi fonts-rufscript fonts-comic-neue \
 	fonts-dejavu-core fonts-liberation2 fonts-smiley-sans fortunes-zh fortunes fortunes-min wamerican
 
-.PHONY: fresh-check test-unit test-system student finetune import-ppocr import-det distill-det bench-pages run deps-runtime deps-test install uninstall arm64-check soak bench bench-accuracy test test-runtime test-toolchain lint model data train export evaluate samples lm lm-tune bench bench-vision clean
+.PHONY: fresh-check test-unit test-system student student-pack student-joint student-joint-export finetune import-ppocr import-det distill-det bench-pages run deps-runtime deps-test install uninstall arm64-check soak bench bench-accuracy test test-runtime test-toolchain lint model data train export evaluate samples lm lm-tune bench bench-vision clean
 
 # Install the Debian packages in $(1) that are missing, when root (idempotent, quiet when done);
 # when not root and some are missing, stop and name them: a test or `make run` would fail later.
@@ -209,6 +209,29 @@ endif
 endif
 finetune: $(CVENV)/.import $(CVENV)/.teacher
 	$(CPY) -m toolchain.crnn.finetune --data $(DATA) --out build/finetune
+
+# The student with its backbone learning too, quantisation-aware (toolchain/crnn/joint.py,
+# docs/models.md): student-pack renders lines and runs the teacher here (about 20 minutes on 2 cores),
+# student-joint trains in PyTorch (6.5 minutes on one H200; on CPUs it runs too, slowly, and resumes
+# from build/joint/run/last.npz), student-joint-export makes the int8 model in build/joint/models and
+# scores it on the dev lines by halves. It replaces models/ only by hand, once it wins there.
+JOINT_MINUTES ?= 6.5
+JOINT_WEIGHTS ?= build/joint/run/last.npz
+TORCH_PY := PYTHONPATH=build/torchsite $(CPY)
+student-pack: $(CVENV)/.import $(CVENV)/.teacher
+	$(CPY) -m toolchain.crnn.joint pack --out build/joint
+build/torchsite/.done: | $(CVENV)/.done
+	$(CPY) -m pip install -q --target build/torchsite torch==2.13.0
+	touch $@
+student-joint: build/torchsite/.done
+	$(TORCH_PY) -m toolchain.crnn.joint train --pack build/joint/pack --out build/joint/run \
+	  --minutes $(JOINT_MINUTES) --seed 1
+student-joint-export: $(CVENV)/.import $(CVENV)/.teacher
+	$(CPY) -m toolchain.crnn.joint export --weights $(JOINT_WEIGHTS) --float --out build/joint/export \
+	  --models build/joint/models
+	$(CPY) -m toolchain.crnn.joint compare --compare build/joint/models/crnn_student_zh_en_int8.tflite \
+	  build/joint/export/crnn_student_zh_en_float.tflite models/crnn_student_zh_en_int8.tflite \
+	  models/ppocrv6_small_int8.tflite
 
 # The held-out synthetic test split alone (make data renders it with the training split).
 data/test/labels.txt: | $(CVENV)/.done

@@ -218,6 +218,12 @@ class HandRenderer:
         return elastic(image, sigma, h * self.rng.uniform(0.5, 1.5), nrng)
 
 
+def ctc_fits(labels: list[int], frames: int) -> bool:
+    """Whether CTC can align ``labels`` to ``frames`` frames: one frame per label and a blank
+    between each pair of equal neighbours (else the loss is infinite and TensorFlow's raises)."""
+    return len(labels) + sum(a == b for a, b in itertools.pairwise(labels)) <= frames
+
+
 def real_lines(photos: Path) -> list[tuple[int, np.ndarray]]:
     """(photo index, normalised line) for every line the runtime's page reader cuts from the photos
     under ``photos`` (its detector, orientation and crops; default settings), plus each photo
@@ -440,7 +446,7 @@ def cache(args: argparse.Namespace) -> None:
         feats, hints, ids, probs, offsets, texts, groups, widths = [], [], [], [], [0], [], [], []
         for line, text, group in tqdm(items, desc=path.name, unit="line", mininterval=10):
             f, h, i, p = teacher.frames(line)
-            if text and len(charset.encode(text)) > len(f):
+            if text and not ctc_fits(charset.encode(text), len(f)):
                 continue
             feats.append(f)
             hints.append(h)
@@ -691,12 +697,15 @@ def train(args: argparse.Namespace) -> None:
     fit(model, data, tr, va, args.out, args.steps, args.lr, args.batch, args.eval_every, args.seed)
 
 
-def backbone_model():
-    """The teacher's backbone rebuilt in ``tf_keras`` with its weights (input NHWC, height 48)."""
+def backbone_model(graph: onnx.ModelProto | None = None):
+    """The teacher's backbone rebuilt in ``tf_keras`` with its weights (input NHWC, height 48), or
+    ``graph``'s (the backbone's ONNX graph with trained weights, :mod:`toolchain.crnn.joint`)."""
     import tempfile
 
     from toolchain.onnx_import.keras_rebuild import rebuild
 
+    if graph is not None:
+        return rebuild(graph, [graph.graph.output[0].name], channels=3, height=HEIGHT)
     model, _, features = teacher_graph()
     with tempfile.TemporaryDirectory() as tmp:
         src, dst = Path(tmp) / "teacher.onnx", Path(tmp) / "backbone.onnx"
@@ -718,14 +727,14 @@ def load_head(path: Path) -> tuple[list[np.ndarray], dict]:
     return weights, read_shape(str(d["config"]))
 
 
-def student(weights: list[np.ndarray], cfg: dict):
-    """Backbone + a head with ``weights`` as one ``tf_keras`` model at batch 1: image
-    (1, 48, W, 3) → logits (1, W/8, classes)."""
+def student(weights: list[np.ndarray], cfg: dict, graph: onnx.ModelProto | None = None):
+    """Backbone (the teacher's, or ``graph``'s: :func:`backbone_model`) + a head with ``weights``
+    as one ``tf_keras`` model at batch 1: image (1, 48, W, 3) → logits (1, W/8, classes)."""
     import tensorflow as tf
     import tf_keras as keras
     from tf_keras import layers
 
-    backbone = backbone_model()
+    backbone = backbone_model(graph)
     top = head(cfg, batch_size=1, training=False)
     top.set_weights(weights)
     image = keras.Input((HEIGHT, None, 3), batch_size=1, name="image")
