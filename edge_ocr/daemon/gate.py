@@ -8,13 +8,16 @@ board quad each cell is, per frame,
 
 - **foreground** (a person, an arm) when it moves (more than ``motion`` of its pixels changed
   since the last frame), or when a fifth of it is covered by a *thick* blob far darker or more
-  saturated than the board, or darker than the board model (skin, clothes, hair; an opening of
-  7 thumbnail pixels removes strokes, which are thin however dense or coloured, and a group of
-  fewer than 4 such cells is a thick letter or a magnet, not a person) that is not on the clean
-  board (nor, before the cell was ever clean, there since the gate began: the dark frame around a
-  board is not a person); a blob only darker than the board model, not far darker nor coloured,
-  is board once still for ``absorb_frames`` (a patch shaded in), a person never is; foreground is
-  grown by one cell, so the edge of a sleeve never counts as board;
+  saturated than the board, or lighter or darker than the board model (skin, clothes of any
+  grey, hair, a shadow; an opening of 7 thumbnail pixels removes strokes, which are thin however
+  dense or coloured, and a group of fewer than 4 such cells is a thick letter or a magnet, not a
+  person) that is not on the clean board (nor, before the cell was ever clean, there since the
+  gate began: the dark frame around a board is not a person); a blob only lighter or darker than
+  the board model, not far darker nor coloured, is board once still for ``absorb_frames`` (a
+  patch shaded in), a person never is; foreground is grown by one cell, so the edge of a sleeve
+  never counts as board. A frame whose brightness over the known board differs from the model's
+  by more than ``EXPOSURE`` (the camera's auto-exposure reacting to a person) is first rescaled
+  to the model's;
 - **clean** when it is not foreground and has been still for ``stable_frames`` frames: only then
   does it update the board model — the mean of its last two frames (half the sensor noise) is
   copied into the **composite**, the last clean state of every cell.
@@ -45,6 +48,8 @@ CELL = 10  # thumbnail pixels per cell side: 60 px of a 1080p frame, about a cha
 PERSON_SHARE = 0.2  # share of a cell covered by a thick blob unlike the board: part of a person
 BLOB_KERNEL = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (7, 7))  # thinner than this is a stroke
 DARK, SATURATED = 0.5, 60  # far darker: below half the board's grey; more saturated: 60 above it (of 255)
+EXPOSURE = 0.03  # a frame brighter or darker than the board model by more than this is rescaled to it
+NEAR_ALONG = 4  # cells along a line that must be settled before it is published: a word gap and more
 
 
 @dataclass(frozen=True)
@@ -152,6 +157,10 @@ class Gate:
                 quad, found = locate_surface(frame, self.fixed_region)
                 self._quad = quad if found or self.fixed_region is not None else None
             self.set_region(self._quad)
+        gain = self._exposure(small)
+        if gain != 1.0:  # the camera's auto-exposure moved: compare and keep the board at the model's
+            frame, colour = (cv2.convertScaleAbs(x, alpha=1.0 / gain) for x in (frame, colour))
+            small = cv2.cvtColor(colour, cv2.COLOR_BGR2GRAY)
         if self._previous is not None:
             moving = self._cells(cv2.absdiff(small, self._previous) > c.pixel_delta) > c.motion
             self._moved |= moving
@@ -166,14 +175,16 @@ class Gate:
             # Where the clean board is known, only what is not on it counts: the dark frame
             # around a board, a magnet, a drawing already read are not a person.
             unlike &= new | ~known
-            darker = known & (cv2.subtract(self._model, small) > c.pixel_delta)
+            # Lighter or darker than the clean board: grey or white clothes on a grey board, a
+            # shadow. Thin changes (writing, erasing) do not survive the opening below.
+            other = known & new
         else:
-            differs, darker = np.zeros(self._still.shape), np.zeros_like(unlike)
+            differs, other = np.zeros(self._still.shape), np.zeros_like(unlike)
         # Strokes are thin, people are not: an opening keeps only blobs a few cells' worth thick.
-        unlike, darker = (self._cells(cv2.morphologyEx(m.astype(np.uint8), cv2.MORPH_OPEN, BLOB_KERNEL))
-                          > PERSON_SHARE for m in (unlike, darker))
+        unlike, other = (self._cells(cv2.morphologyEx(m.astype(np.uint8), cv2.MORPH_OPEN, BLOB_KERNEL))
+                         > PERSON_SHARE for m in (unlike, other))
         # Skin and clothes stay foreground however still; a grey blob is board after absorb_frames.
-        person = large(unlike | darker) & (self._known | self._moved) & (unlike | (self._still < c.absorb_frames))
+        person = large(unlike | other) & (self._known | self._moved) & (unlike | (self._still < c.absorb_frames))
         self._foreground = self._inside & (moving | person)
         self._blocked = cv2.dilate(self._foreground.astype(np.uint8), np.ones((3, 3), np.uint8)).astype(bool)
         clean = self._inside & ~self._blocked & (self._still >= c.stable_frames)
@@ -203,6 +214,18 @@ class Gate:
             return done(True, "uncovered")
         settling = self._inside & ~self._blocked & (self._still < c.stable_frames)
         return done(False, "moving" if motion > 0 else "settling" if settling.any() else "unchanged")
+
+    def _exposure(self, small: np.ndarray) -> float:
+        """The frame's brightness over the board model's: the median ratio over the known board
+        (a person or a shadow on part of it does not move the median); 1.0 within ``EXPOSURE``."""
+        if self._model is None:
+            return 1.0
+        now, model = self._cells(small), self._cells(self._model)  # cell means: cheap and noise-free
+        board = self._known & self._inside & (model > 40)
+        if board.sum() < 8:
+            return 1.0
+        ratio = float(np.median(now[board] / model[board]))
+        return ratio if abs(ratio - 1.0) > EXPOSURE else 1.0
 
     def _board_share(self, mask: np.ndarray) -> float:
         """The share of the board's pixels set in the thumbnail-sized boolean ``mask``."""
@@ -285,7 +308,7 @@ class Gate:
         """A line's box (frame pixels) against the cells: ``occluded`` when something stands in
         front of part of it; ``settling`` when a cell under it was uncovered or changed too
         recently; ``near`` when its own cells are clean but something stands right next to it
-        (the line may go on behind) or a cell next to it (two along the line: a line half
+        (the line may go on behind) or a cell next to it (``NEAR_ALONG`` along the line: a line half
         uncovered goes on that way) is not clean yet; else ``clean``."""
         cells = self._box_cells(box)
         if cells is None or self._model is None:
@@ -295,7 +318,7 @@ class Gate:
         if (self._blocked[cells] | (self._still[cells] < self.cfg.stable_frames)).any():
             return "settling"
         touching = self._box_cells(box, grow=(1, 1))
-        near = self._box_cells(box, grow=(1, 2))
+        near = self._box_cells(box, grow=(1, NEAR_ALONG))
         recent = self._inside[near] & ~self._blocked[near] & (self._still[near] < self.cfg.stable_frames)
         return "near" if self._blocked[touching].any() or recent.any() else "clean"
 

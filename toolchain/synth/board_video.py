@@ -15,6 +15,7 @@ OpenCV and numpy: the runtime's tests build their videos with it, and nothing is
 from __future__ import annotations
 
 import argparse
+from dataclasses import dataclass
 from pathlib import Path
 
 import cv2
@@ -94,6 +95,22 @@ def reveal_video(photo: np.ndarray, regions: list[np.ndarray], out: Path, hold: 
 SKIN, CLOTHES, HAIR = (100, 140, 190), (90, 50, 40), (40, 40, 50)  # BGR
 
 
+@dataclass(frozen=True)
+class Look:
+    """How the person and the light look: clothes colour (BGR; light grey or white clothes are
+    close to the board's own colour), a soft shadow cast on the board beside the person, and the
+    camera's auto-exposure scaling the whole frame's brightness towards ``exposure`` the more of
+    the view the person fills."""
+
+    clothes: tuple[int, int, int] = CLOTHES
+    shadow: bool = False
+    exposure: float = 1.0
+
+
+LOOKS = {"dark": Look(), "light-grey": Look(clothes=(200, 200, 200)), "white-shadow": Look((232, 232, 228), True),
+         "exposure": Look(exposure=0.85)}
+
+
 def person_mask(shape: tuple[int, ...], x: float, arm_to: tuple[float, float] | None = None) -> np.ndarray:
     """A person standing in front of the board with the body's centre at ``x`` (frame pixels):
     0 = not there, 1 = clothes, 2 = skin, 3 = hair; an arm reaching to ``arm_to`` when given."""
@@ -109,13 +126,28 @@ def person_mask(shape: tuple[int, ...], x: float, arm_to: tuple[float, float] | 
     return mask
 
 
-def with_person(frame: np.ndarray, mask: np.ndarray) -> np.ndarray:
-    """``frame`` with the person of ``mask`` (:func:`person_mask`) drawn in, edges softened."""
+def shadow(mask: np.ndarray) -> np.ndarray:
+    """How much the person of ``mask`` darkens the board (0..0.3): light from the upper left
+    casts a soft shadow to the lower right."""
+    if not mask.any():
+        return np.zeros(mask.shape, np.float32)
+    h, w = mask.shape
+    cast = cv2.warpAffine((mask > 0).astype(np.float32), np.float32([[1, 0, 0.06 * w], [0, 1, 0.03 * h]]), (w, h))
+    return 0.3 * cv2.GaussianBlur(cast, (0, 0), 0.02 * w)
+
+
+def with_person(frame: np.ndarray, mask: np.ndarray, look: Look = Look()) -> np.ndarray:
+    """``frame`` with the person of ``mask`` (:func:`person_mask`) drawn in, edges softened, as
+    ``look`` says (clothes colour, shadow on the board, exposure)."""
     out = frame.astype(np.float32)
-    for value, colour in ((1, CLOTHES), (2, SKIN), (3, HAIR)):
+    if look.shadow:
+        out *= 1 - shadow(mask)[:, :, None]
+    for value, colour in ((1, look.clothes), (2, SKIN), (3, HAIR)):
         alpha = cv2.GaussianBlur((mask == value).astype(np.float32), (0, 0), 2)[:, :, None]
         out = out * (1 - alpha) + np.float32(colour) * alpha
-    return out.astype(np.uint8)
+    # Auto-exposure follows how much of the view the person fills (a tenth of it: the full step).
+    out *= 1.0 - (1.0 - look.exposure) * min(1.0, float((mask > 0).mean()) / 0.1)
+    return np.clip(out, 0, 255).astype(np.uint8)
 
 
 def covers(mask: np.ndarray, quad: np.ndarray) -> bool:
@@ -131,8 +163,9 @@ class Lesson:
     the first frame (1-based, as the daemon numbers them) line ``i`` is on the board,
     ``uncovered[i]`` the first frame from then on that the person does not overlap it."""
 
-    def __init__(self, photo: np.ndarray, regions: list[np.ndarray], out: Path, seed: int = 0) -> None:
-        self.photo, self.regions = photo, [grown(q) for q in regions]
+    def __init__(self, photo: np.ndarray, regions: list[np.ndarray], out: Path, seed: int = 0,
+                 look: Look = Look()) -> None:
+        self.photo, self.regions, self.look = photo, [grown(q) for q in regions], look
         self.blank = blank_board(photo, self.regions)
         self.rng = np.random.default_rng(seed)
         h, w = photo.shape[:2]
@@ -144,6 +177,9 @@ class Lesson:
         self.visible: list[int | None] = [None] * len(regions)
         self.uncovered: list[int | None] = [None] * len(regions)
         self.erased_at: int | None = None
+        self.erased: int | None = None  # the line erased, once it is
+        self.cleared_at: int | None = None  # the first frame its place is in view after the erase
+        self.last_seen = 0  # the last frame with the person in view
 
     def board(self) -> np.ndarray:
         shown = np.zeros(self.photo.shape[:2], np.uint8)
@@ -157,12 +193,18 @@ class Lesson:
         self.frames += 1
         image = self.board()
         mask = person_mask(image.shape, x, arm_to) if x is not None else np.zeros(image.shape[:2], np.uint8)
-        image = with_person(image, mask)
+        image = with_person(image, mask, self.look)
+        if mask.any():
+            self.last_seen = self.frames
+        if self.look.shadow:  # a line in the person's shadow is hidden too, for the camera
+            mask = np.where((mask == 0) & (shadow(mask) > 0.05), 4, mask).astype(np.uint8)
         for i, q in enumerate(self.regions):
             if self.shown[i] and self.visible[i] is None:
                 self.visible[i] = self.frames
             if self.shown[i] and self.uncovered[i] is None and not covers(mask, q):
                 self.uncovered[i] = self.frames
+        if self.erased is not None and self.cleared_at is None and not covers(mask, self.regions[self.erased]):
+            self.cleared_at = self.frames
         noisy = image.astype(np.int16) + self.rng.normal(0, 1.5, image.shape).astype(np.int16)
         self.writer.write(np.clip(noisy, 0, 255).astype(np.uint8))
 
@@ -170,11 +212,12 @@ class Lesson:
         self.writer.release()
 
 
-def moving_teacher(photo: np.ndarray, regions: list[np.ndarray], out: Path, seed: int = 0) -> Lesson:
+def moving_teacher(photo: np.ndarray, regions: list[np.ndarray], out: Path, seed: int = 0,
+                   look: Look = Look()) -> Lesson:
     """A teacher who never stops moving: walks to each line's end, writes it with an outstretched
     arm (the line appears under the hand), walks back to the right of the writing and paces
     there; half-way through, walks across the whole board and back in front of what is written."""
-    lesson = Lesson(photo, regions, out, seed)
+    lesson = Lesson(photo, regions, out, seed, look)
     w = photo.shape[1]
     # Home: clear of every line by a tenth of the width (a person next to a line's end may hide
     # its rest, so the line waits until they are further).
@@ -211,11 +254,12 @@ def moving_teacher(photo: np.ndarray, regions: list[np.ndarray], out: Path, seed
 
 
 def standing_teacher(photo: np.ndarray, regions: list[np.ndarray], out: Path, stand_x: float, erase: int,
-                     stand: int = 16, seed: int = 0) -> Lesson:
+                     stand: int = 16, seed: int = 0, look: Look = Look()) -> Lesson:
     """The whole board written; a person walks in and stands still at ``stand_x`` for
     ``stand`` frames, erasing line ``erase`` with an outstretched arm half-way through, then
-    walks out. Returns the lesson (``erased_at``: the first frame line ``erase`` is gone)."""
-    lesson = Lesson(photo, regions, out, seed)
+    walks out. Returns the lesson (``erased_at``: the first frame line ``erase`` is gone;
+    ``cleared_at``: the first frame from then on that its place is in view)."""
+    lesson = Lesson(photo, regions, out, seed, look)
     lesson.shown = [True] * len(regions)
     w = photo.shape[1]
     target = np.asarray(lesson.regions[erase], np.float32).mean(axis=0)
@@ -227,7 +271,7 @@ def standing_teacher(photo: np.ndarray, regions: list[np.ndarray], out: Path, st
         reach = stand // 2 <= k < stand // 2 + 3
         if k == stand // 2 + 2:
             lesson.shown[erase] = False
-            lesson.erased_at = lesson.frames + 1
+            lesson.erased, lesson.erased_at = erase, lesson.frames + 1
         lesson.frame(stand_x, tuple(target) if reach else None)
     for x in np.linspace(stand_x, -0.2 * w, 5):
         lesson.frame(float(x))
