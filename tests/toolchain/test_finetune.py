@@ -75,3 +75,21 @@ def test_fine_tuning_learns_the_lines_and_reports_before_and_after(tmp_path: Pat
     result = rec.recognize([line])[0]
     assert result.text.strip() and 0 < result.confidence <= 1
     assert np.isfinite(figures).all() and figures[1] <= figures[0] + 0.05, card
+
+
+def test_a_line_too_narrow_for_its_text_is_left_out_and_the_rest_learnt() -> None:
+    """CTC needs a frame per character and a blank between equal neighbours: 'aaaaaaa' needs 13
+    frames, and a 64-px crop has 8 (its 7 characters alone would fit). The real teacher reads
+    both lines; only the wide one becomes training items, one per view."""
+    import random
+
+    from toolchain.crnn import student as rd
+    from toolchain.crnn.finetune import learn_items
+
+    assert rd.ctc_fits([5, 6, 7], 3) and not rd.ctc_fits([5, 5], 2) and rd.ctc_fits([5, 5], 3)
+    wide, narrow = np.full((48, 320), 230, np.float32), np.full((48, 64), 230, np.float32)
+    wide[12:36, 20:300:16] = narrow[12:36, 4:60:8] = 30
+    items = learn_items(rd.Teacher(1), [("wide.png", "abc", wide), ("narrow.png", "aaaaaaa", narrow)], 2,
+                        random.Random(0))
+    assert [it[4] for it in items] == ["abc", "abc"]
+    assert all(len(it[0]) == 40 for it in items), "320 px: 40 frames per view"

@@ -4,7 +4,8 @@
 
 ``DIR`` holds line images (one text line each, any format the runtime reads) and
 ``labels.tsv`` with a header naming ``file`` and ``text``. Every tenth line (by file name) is
-held out to measure the model before and after. The rest are seen ``--views`` times (as cut,
+held out to measure the model before and after, or, with ``--check DIR2``, all of ``DIR`` is learnt
+and the lines of ``DIR2`` (say, other pages of the same hand) are measured. The rest are seen ``--views`` times (as cut,
 then rescaled, blurred, noised, JPEG'd), and ``--replay`` freshly rendered train-split lines with
 the teacher's targets are mixed in, so the model keeps what it could read before. Only the head
 (BiLSTM and classifier) learns: the backbone stays PP-OCRv6's, so 200 lines take minutes on two
@@ -20,6 +21,7 @@ import random
 import shutil
 import time
 import zlib
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -35,10 +37,12 @@ def held_out(name: str) -> bool:
     return zlib.crc32(name.encode("utf-8")) % 10 == 0
 
 
-def load_lines(folder: Path) -> tuple[list[tuple[str, str, np.ndarray]], list[tuple[str, str, np.ndarray]]]:
-    """(train, held out) lists of (file, text, image), text filtered to the charset; the training
-    images normalised as the cache normalises, the held-out ones as read (the runtime's recogniser
-    normalises them itself when they are measured)."""
+def load_lines(folder: Path, hold: Callable[[str], bool] = held_out
+               ) -> tuple[list[tuple[str, str, np.ndarray]], list[tuple[str, str, np.ndarray]]]:
+    """(train, held out) lists of (file, text, image), text filtered to the charset; ``hold``
+    says which files are held out (every tenth by default, and none of fewer than ten lines); the
+    training images normalised as the cache normalises, the held-out ones as read (the runtime's
+    recogniser normalises them itself when they are measured)."""
     from edge_ocr.imageio import read_image
     from edge_ocr.recognition.charset import Charset
     from edge_ocr.recognition.preprocess import normalize_line
@@ -53,12 +57,32 @@ def load_lines(folder: Path) -> tuple[list[tuple[str, str, np.ndarray]], list[tu
     train, held = [], []
     for r in sorted(rows, key=lambda r: r["file"]):
         image, text = read_image(folder / r["file"]), " ".join(charset.filter(r["text"]).split())
-        if held_out(r["file"]) and len(rows) >= 10:
+        if hold(r["file"]) and (len(rows) >= 10 or hold is not held_out):
             held.append((r["file"], text, image))
         else:
             line = normalize_line(image, rd.HEIGHT, multiple=rd.STRIDE, max_width=rd.MAX_WIDTH)
             train.append((r["file"], text, line))
     return train, held
+
+
+def learn_items(teacher: rd.Teacher, lines: list[tuple[str, str, np.ndarray]], views: int,
+                rng: random.Random) -> list[tuple]:
+    """:class:`toolchain.crnn.student.Frames` items of your lines, each seen ``views`` times (as
+    cut, then varied); a line whose text is too long for its width (CTC cannot align it: a
+    narrow crop of a long line) is left out and named, so one bad line never stops the run."""
+    from tqdm import tqdm
+
+    from edge_ocr.recognition.charset import Charset
+
+    charset, items = Charset.load(rd.CHARSET), []
+    for name, text, line in tqdm(lines, desc="your lines", unit="line"):
+        for v in range(views):
+            f, h, i, p = teacher.frames(line if v == 0 else rd.vary(line, rng))
+            if not rd.ctc_fits(charset.encode(text), len(f)):
+                print(f"{name}: {len(text)} characters on {len(f)} frames cannot be learnt; left out", flush=True)
+                break
+            items.append((f, h, i, p, text, 0, 0.0, True))
+    return items
 
 
 def cer_of(model_path: Path, lines: list[tuple[str, str, np.ndarray]]) -> dict[str, float]:
@@ -83,7 +107,8 @@ def card(args: argparse.Namespace, out: Path, before: dict, after: dict, counts:
         f"- base: `{args.base}` (int8) and its head weights; backbone: PP-OCRv6 small's, frozen",
         f"- training: {counts['train']} of your lines × {args.views} views, plus {counts['replay']} rendered "
         f"lines replayed with the teacher's targets; {args.steps} steps of batch {args.batch}, learning rate {args.lr}",
-        f"- held out: {counts['held']} of your lines (every tenth file by a hash of its name), never trained on", "",
+        f"- held out: {counts['held']} lines, never trained on: "
+        + (f"those of `{args.check}`" if args.check else "every tenth file of yours by a hash of its name"), "",
         "| model | held-out CER | held-out line accuracy |", "|---|---|---|",
         row(f"before (`{args.base.name}`)", before), row(f"after (`{out.name}`)", after), "",
         "Use it: set `recognizer.model` to this file (its `.json` contract and the charset must sit beside it).",
@@ -94,6 +119,9 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--data", type=Path, required=True, help="folder of line images + labels.tsv")
     ap.add_argument("--out", type=Path, default=Path("build/finetune"))
+    ap.add_argument("--check", type=Path,
+                    help="folder of line images + labels.tsv measured before and after instead of a tenth of --data "
+                         "(e.g. other pages of the same writer)")
     ap.add_argument("--name", default=f"{rd.NAME}_finetuned")
     ap.add_argument("--base", type=Path, default=MODELS / f"{rd.NAME}_int8.tflite")
     ap.add_argument("--steps", type=int, default=400)
@@ -111,7 +139,11 @@ def main() -> None:
     for need in (a.base, base_head):
         if not need.is_file():
             raise SystemExit(f"{need}: missing; fine-tuning starts from the shipped student (make student)")
-    train_lines, held = load_lines(a.data)
+    if a.check:  # all of --data is learnt; the other folder's lines are measured
+        train_lines = load_lines(a.data, hold=lambda _: False)[0]
+        held = load_lines(a.check, hold=lambda _: True)[1]
+    else:
+        train_lines, held = load_lines(a.data)
     print(f"{len(train_lines)} lines to learn from, {len(held)} held out", flush=True)
     before = cer_of(a.base, held) if held else {}
     if held:
@@ -128,12 +160,7 @@ def main() -> None:
     # export below, on your lines.
     calib = rd.calibration([line for _, _, line in train_lines], a.calib, a.seed)
     teacher = rd.Teacher(a.threads, rd.Int8Backbone(work / "backbone_int8.tflite", calib, a.threads))
-    rng = random.Random(a.seed)
-    items = []
-    for _, text, line in tqdm(train_lines, desc="your lines", unit="line"):
-        for v in range(a.views):
-            f, h, i, p = teacher.frames(line if v == 0 else rd.vary(line, rng))
-            items.append((f, h, i, p, text, 0, 0.0, True))
+    items = learn_items(teacher, train_lines, a.views, random.Random(a.seed))
     renderer = rd.HandRenderer(a.seed + 50_000)
     for _ in tqdm(range(a.replay), desc="replay lines", unit="line"):
         line, text = renderer.sample()
