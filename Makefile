@@ -10,7 +10,7 @@ APT_CONVERT := fonts-noto-cjk fonts-wqy-zenhei fonts-wqy-microhei fonts-arphic-u
 	fonts-humor-sans fonts-breip fonts-femkeklaver fonts-kristi fonts-rufscript fonts-comic-neue \
 	fonts-dejavu-core fonts-liberation2 fonts-smiley-sans fortunes-zh fortunes fortunes-min wamerican
 
-.PHONY: fresh-check test-unit test-system student student-pack student-joint student-joint-export finetune import-ppocr import-det distill-det bench-pages run deps-runtime deps-test install uninstall arm64-check soak bench bench-accuracy test test-runtime test-toolchain lint model data train export evaluate samples lm lm-tune bench bench-vision clean
+.PHONY: fresh-check test-torch test-unit test-system student student-pack student-joint student-joint-export finetune import-ppocr import-det distill-det bench-pages run deps-runtime deps-test install uninstall arm64-check soak bench bench-accuracy test test-runtime test-toolchain lint model data train export evaluate samples lm lm-tune bench bench-vision clean
 
 # Install the Debian packages in $(1) that are missing, when root (idempotent, quiet when done);
 # when not root and some are missing, stop and name them: a test or `make run` would fail later.
@@ -99,7 +99,12 @@ test-system: $(VENV)/.done deps-test
 	$(call pytest,$(PY),tests/system)
 
 test-toolchain: $(CVENV)/.done $(CVENV)/.import $(CVENV)/.teacher
-	$(call pytest,$(CPY),tests/toolchain)
+	$(call pytest,$(CPY),tests/toolchain -m "not torch")
+
+# The PyTorch parts of the GPU training route (parity with ONNX Runtime and the Keras head), with
+# the CPU wheel student-joint installs; not in make test, whose machines have no torch.
+test-torch: build/torchsite/.done $(CVENV)/.import $(CVENV)/.teacher
+	$(call pytest,$(TORCH_PY),tests/toolchain -m torch)
 
 lint: $(VENV)/.done
 	$(VENV)/bin/ruff check edge_ocr toolchain tests firmware_config

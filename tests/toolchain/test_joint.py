@@ -1,8 +1,9 @@
 """The jointly trained student (toolchain.crnn.joint): its PyTorch model computes what the ONNX
 teacher and the Keras head compute, its fake quantisers give int8's grid, trained weights go back
 into the ONNX graph the export reads, and the data splits keep measuring data out of learning.
-The PyTorch parts are skipped where torch is not installed (it is not in the toolchain's
-requirements: only the GPU training needs it; see docs/models.md)."""
+The PyTorch parts carry the ``torch`` marker: ``make test`` leaves them out (torch is not in the
+toolchain's requirements: only the GPU training needs it), ``make test-torch`` runs them with the
+CPU wheel the training route installs (see docs/models.md)."""
 
 from __future__ import annotations
 
@@ -53,7 +54,6 @@ def test_dev_halves_keep_a_photos_crops_together() -> None:
 
 @pytest.fixture(scope="module")
 def torch_student():
-    pytest.importorskip("torch")
     import onnx
 
     from edge_ocr.paths import ROOT
@@ -79,6 +79,7 @@ def _line(width: int = 160) -> np.ndarray:
     return line
 
 
+@pytest.mark.torch
 def test_torch_backbone_matches_onnx_runtime_and_weights_go_back_into_the_graph(torch_student) -> None:
     import torch
 
@@ -113,6 +114,7 @@ def test_torch_backbone_matches_onnx_runtime_and_weights_go_back_into_the_graph(
     assert np.abs(back - changed).max() < 1e-3 * np.abs(changed).max(), "the graph computes the torch weights"
 
 
+@pytest.mark.torch
 def test_torch_head_matches_the_keras_head_and_gives_its_weights_back(torch_student) -> None:
     import torch
 
@@ -129,8 +131,10 @@ def test_torch_head_matches_the_keras_head_and_gives_its_weights_back(torch_stud
     assert all(np.array_equal(a, b) for a, b in zip(model.head.keras(), weights))
 
 
+@pytest.mark.torch
 def test_fake_quantisation_puts_activations_and_weights_on_an_int8_grid() -> None:
-    torch = pytest.importorskip("torch")
+    import torch
+
     from toolchain.crnn.joint import torch_modules
 
     ActQuant, _, TorchHead, _ = torch_modules()
