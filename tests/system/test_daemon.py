@@ -165,11 +165,11 @@ def test_broker_killed_twenty_times_loses_nothing(broker: Broker, tmp_path: Path
     print(f"broker killed 20×: produced {len(want)}, delivered {len(want & got())}, duplicates {duplicates}")
     assert len(want) >= 20
     # QoS 1 repeats what was in flight when the broker died, to the daemon and to this subscriber's
-    # session (measured: 34-97 copies over 20 kills and 112-132 messages, most the broker's
-    # re-delivery to the subscriber); a re-delivery storm (MQTT 5 re-sending a stuck window: 154
-    # copies of 8 messages, each about 19 times) may not.
+    # session (measured: 27-97 copies over 20 kills and 84-132 messages, most the broker's
+    # re-delivery to the subscriber; up to 5 copies of one message under load); a re-delivery
+    # storm (MQTT 5 re-sending a stuck window: 154 copies of 8 messages, ~19 each) may not.
     copies = Counter(d["msg_id"] for d in received)
-    assert max(copies.values()) <= 4 and duplicates <= len(want), f"{duplicates} duplicates of {len(want)}, " \
+    assert max(copies.values()) <= 8 and duplicates <= len(want), f"{duplicates} duplicates of {len(want)}, " \
         f"most copies of one message {max(copies.values())}"
 
 
