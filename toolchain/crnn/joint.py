@@ -771,11 +771,42 @@ def source_half(source: str) -> int:
     return zlib.crc32(source.split(" [crop")[0].encode("utf-8")) % 2
 
 
+def torch_readings(checkpoint: Path, pack: Path, head: Path, images: list[np.ndarray]) -> dict[str, list[str]]:
+    """Greedy readings of a training checkpoint in PyTorch, in float and fake-quantised, of line
+    images prepared as the runtime prepares them for the student (its contract's widths)."""
+    import torch
+
+    from edge_ocr.model.contract import ModelContract
+    from edge_ocr.recognition.charset import Charset
+    from edge_ocr.recognition.preprocess import normalize_line
+    from toolchain.crnn.student import CHARSET, NAME, greedy_text
+
+    width = ModelContract.load(Path("models") / f"{NAME}_int8.tflite").width
+    symbols = Charset.load(CHARSET).symbols
+    model, _ = build_student(pack, head, checkpoint)
+    model.eval()
+    observed = any(float(v.abs().max()) > 0 for k, v in model.state_dict().items() if k.endswith(".hi"))
+    out = {}
+    for mode, quant in (("float", False), ("fake int8", True))[: 2 if observed else 1]:  # no ranges: float only
+        model.quantise(quant, False)
+        hyps = []
+        with torch.no_grad():
+            for image in images:
+                line = normalize_line(image, 48, multiple=width.multiple, max_width=width.max_width)
+                grey = np.full((48, width.width_for(line.shape[1])), 255, np.float32)
+                grey[:, : line.shape[1]] = line
+                logits = model(torch.from_numpy(grey)[None], torch.tensor([grey.shape[1] // 8]))[0]
+                hyps.append(greedy_text(logits.argmax(-1).numpy(), symbols))
+        out[f"{checkpoint.stem} ({mode})"] = hyps
+    return out
+
+
 def compare(args: argparse.Namespace) -> None:
-    """CER of each ``--weights`` TFLite model on the dev set's line images through the runtime's
-    recogniser (greedy, 1 thread): all lines, by category, and on each half of the lines split
-    by source image; then which model each half chooses and what it scores on the other half
-    (cross-validation: a model becomes the default only if chosen on both halves)."""
+    """CER on the dev set's line images of each ``--compare`` model: a TFLite model through the
+    runtime's recogniser (greedy, 1 thread), a training checkpoint (``.npz``) in PyTorch in float
+    and fake-quantised (:func:`torch_readings`): all lines, by category, and on each half of the
+    lines split by source image; then which model each half chooses and what it scores on the
+    other half (cross-validation: a model becomes the default only if chosen on both halves)."""
     from edge_ocr.imageio import read_image
     from edge_ocr.labels import read_labels
     from edge_ocr.recognition.recognizer import Recognizer
@@ -787,16 +818,20 @@ def compare(args: argparse.Namespace) -> None:
     cats = sorted({r["category"] for r in rows})
     table = {}
     for path in args.compare:
-        rec = Recognizer(path, num_threads=1)
-        hyps = [rec.recognize([image])[0].text for image in images]
+        if path.suffix == ".npz":
+            readings = torch_readings(path, args.pack, args.head, images)
+        else:
+            rec = Recognizer(path, num_threads=1)
+            readings = {path.name: [rec.recognize([image])[0].text for image in images]}
+        for name, hyps in readings.items():
 
-        def cer_where(keep, hyps=hyps) -> float:
-            return score([r["text"] for r, k in zip(rows, keep) if k], [h for h, k in zip(hyps, keep) if k])["cer"]
+            def cer_where(keep, hyps=hyps) -> float:
+                return score([r["text"] for r, k in zip(rows, keep) if k], [h for h, k in zip(hyps, keep) if k])["cer"]
 
-        table[path.name] = {"all": cer_where([True] * len(rows)), "half0": cer_where(half == 0),
-                            "half1": cer_where(half == 1),
-                            **{c: cer_where([r["category"] == c for r in rows]) for c in cats}}
-        print(json.dumps({path.name: {k: round(v, 4) for k, v in table[path.name].items()}}), flush=True)
+            table[name] = {"all": cer_where([True] * len(rows)), "half0": cer_where(half == 0),
+                           "half1": cer_where(half == 1),
+                           **{c: cer_where([r["category"] == c for r in rows]) for c in cats}}
+            print(json.dumps({name: {k: round(v, 4) for k, v in table[name].items()}}), flush=True)
     for chosen_on, reported_on in (("half0", "half1"), ("half1", "half0")):
         best = min(table, key=lambda m: table[m][chosen_on])
         print(f"chosen on {chosen_on} ({int((half == int(chosen_on[-1])).sum())} lines): {best}; on {reported_on}: "
@@ -835,7 +870,8 @@ def main() -> None:
     ap.add_argument("--models", type=Path, default=Path("models"), help="export: where the int8 model goes")
     ap.add_argument("--calib", type=int, default=300, help="export: calibration lines for int8")
     ap.add_argument("--float", action="store_true", help="export: the float model too (in --out)")
-    ap.add_argument("--compare", type=Path, nargs="+", help="compare: TFLite models scored on the dev lines")
+    ap.add_argument("--compare", type=Path, nargs="+",
+                    help="compare: TFLite models and training checkpoints (.npz) scored on the dev lines")
     ap.add_argument("--devset", type=Path, default=Path("../shared/devset"), help="compare: the dev set")
     args = ap.parse_args()
     {"pack": pack, "train": train, "export": export, "compare": compare}[args.step](args)
