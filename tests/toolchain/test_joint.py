@@ -1,6 +1,7 @@
 """The jointly trained student (toolchain.crnn.joint): its PyTorch model computes what the ONNX
 teacher and the Keras head compute, its fake quantisers give int8's grid, trained weights go back
-into the ONNX graph the export reads, and the data splits keep measuring data out of learning.
+into the ONNX graph the export reads, and the splits keep measuring data out of learning (the
+classroom's by lecture: toolchain/bench/classroom, tested in test_classroom.py).
 The PyTorch parts carry the ``torch`` marker: ``make test`` leaves them out (torch is not in the
 toolchain's requirements: only the GPU training needs it), ``make test-torch`` runs them with the
 CPU wheel the training route installs (see docs/models.md)."""
@@ -10,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from toolchain.crnn.joint import CLASSROOM, CLASSROOM_MEASURE, classroom_learning, source_half
+from toolchain.crnn.joint import source_half
 from toolchain.crnn.writers import split_pages
 
 
@@ -30,19 +31,6 @@ def test_writer_pages_split_keeps_each_page_on_one_side_and_checks_a_quarter() -
 def test_a_one_page_writer_is_never_split_into_nothing_learnt() -> None:
     learn, check = split_pages({"only": [{"page": "only"}] * 10})
     assert len(learn) == 10 and check == []
-
-
-@pytest.mark.skipif(not (CLASSROOM / "sources.tsv").exists(), reason="../shared/classroom is not here")
-def test_learning_frames_come_from_no_measuring_lecture_and_six_lectures_measure() -> None:
-    import csv
-
-    rows = list(csv.DictReader((CLASSROOM / "sources.tsv").open(encoding="utf-8"), delimiter="\t"))
-    lectures = {r["lecture"] for r in rows}
-    assert len(set(CLASSROOM_MEASURE) & lectures) >= 6
-    frames = classroom_learning()
-    measured = {r["file"] for r in rows if r["lecture"] in CLASSROOM_MEASURE}
-    assert frames and not {f.name for f in frames} & measured
-    assert len(frames) + len(measured) == len(rows)
 
 
 def test_dev_halves_keep_a_photos_crops_together() -> None:

@@ -19,8 +19,8 @@ Steps (``make student-pack``, ``student-joint``, ``student-joint-export``):
     python -m toolchain.crnn.joint export  --weights OUT/last.npz --models DIR  # here: full-int8 TFLite
     python -m toolchain.crnn.joint compare --compare DIR/*_int8.tflite ...    # dev lines, by halves
 
-The classroom lectures are split by lecture (:data:`CLASSROOM_MEASURE` are kept for measuring;
-only the others are read), never by frame; the dev set is never read.
+Of ``../shared/classroom`` only the learning lectures are read (``toolchain/bench/classroom/split.json``,
+split by lecture, never by frame); the dev set is never read.
 """
 
 from __future__ import annotations
@@ -33,23 +33,8 @@ from pathlib import Path
 
 import numpy as np
 
-CLASSROOM = Path("../shared/classroom")
-# Lectures of ../shared/classroom kept for measuring (80 of the 165 frames): never learnt from.
-CLASSROOM_MEASURE = ("lecture_02", "lecture_08", "lecture_10", "lecture_17", "nm_lecture_01", "nm_lecture_04")
 TOP_K = 8  # the teacher's classes kept per frame, as toolchain.crnn.student's cache keeps them
 WEBP_QUALITY = 70  # lossy WebP: 2.2 KB for a 340-px real line (JPEG at 80: 3.9 KB); the pack travels
-
-
-def classroom_learning(root: Path = CLASSROOM) -> list[Path]:
-    """The frames of the lectures that may be learnt from (all but :data:`CLASSROOM_MEASURE`)."""
-    import csv
-
-    rows = list(csv.DictReader((root / "sources.tsv").open(encoding="utf-8"), delimiter="\t"))
-    lectures = {r["lecture"] for r in rows}
-    unknown = set(CLASSROOM_MEASURE) - lectures
-    if unknown:
-        raise SystemExit(f"{root}: no lecture {sorted(unknown)}; the measuring split names lectures that exist")
-    return sorted(root / "frames" / Path(r["file"]).name for r in rows if r["lecture"] not in CLASSROOM_MEASURE)
 
 
 def _encode(line: np.ndarray) -> bytes:
@@ -99,6 +84,7 @@ def pack(args: argparse.Namespace) -> None:
     teacher's backbone, the weights training starts from, in float16)."""
     import tempfile
 
+    from toolchain.bench.classroom import frames
     from toolchain.crnn.student import HandRenderer, Teacher, real_lines
 
     args.out.mkdir(parents=True, exist_ok=True)
@@ -110,7 +96,7 @@ def pack(args: argparse.Namespace) -> None:
         with tempfile.TemporaryDirectory() as tmp:
             if source is None:
                 source = Path(tmp)
-                for f in classroom_learning(args.classroom):
+                for f in frames(args.classroom, use="learn"):
                     (source / f.name).symlink_to(f.resolve())
             found = real_lines(source)
         print(f"{len(found)} real lines from {source if kind == 1 else 'the learning lectures'}", flush=True)
@@ -733,6 +719,7 @@ def export(args: argparse.Namespace) -> None:
     """A checkpoint (``--weights``) as full-int8 (``--models``) and float (``--out``, with ``--float``) TFLite with
     contract and audit, calibrated as the head-only student's export (300 lines, half real crops),
     and its head's ``.head.npz`` and backbone's ``.backbone.npz`` beside the int8 model."""
+    from toolchain.bench.classroom import LEARN
     from toolchain.crnn.student import NAME, TEACHER, calibration, read_shape, save_head, student, write_tflite
     from toolchain.onnx_import.recognizer import _dist_version, _sha256, resolve
 
@@ -747,7 +734,7 @@ def export(args: argparse.Namespace) -> None:
                   "BiLSTM head and its classifier, quantisation-aware (toolchain.crnn.joint)",
         "onnx_sha256": _sha256(path),
         "training": {"lines": "rendered train-split lines and real line crops of ../shared/unlabelled and of the "
-                              f"classroom lectures not in {list(CLASSROOM_MEASURE)} (the teacher's reading)",
+                              f"classroom's learning lectures {list(LEARN)} (the teacher's reading)",
                      "head": cfg, "steps": state["step"], "seconds": round(state["seconds"])},
         "converted_with": f"tensorflow {_dist_version('tensorflow-cpu')}, tf_keras {_dist_version('tf_keras')}",
         "licence": "Apache-2.0 (the teacher's backbone)",
@@ -847,7 +834,8 @@ def main() -> None:
                     help="pack: its parts and pack/; train: the run (checkpoints, history); export: the float model")
     ap.add_argument("--pack", type=Path, default=Path("build/joint/pack"), help="train, export: the pack")
     ap.add_argument("--photos", type=Path, default=UNLABELLED, help="real photos without labels (never the dev set)")
-    ap.add_argument("--classroom", type=Path, default=CLASSROOM)
+    ap.add_argument("--classroom", type=Path, default=Path("../shared/classroom"),
+                    help="pack: classroom frames (its learning lectures only)")
     ap.add_argument("--head", type=Path, default=Path("models/crnn_student_zh_en.head.npz"),
                     help="train: the head to start from")
     ap.add_argument("--rendered", type=int, default=6000, help="pack: rendered training lines")
