@@ -6,6 +6,7 @@
     page                          (reader, build, result, cache, diff)
     http                          (api, prometheus, web page: sees the daemon through protocols)
     daemon                        (service, capture, gate, delivery, sinks, health, outbox, mqtt)
+    archive                       (subscriber, ingest, store and engines, lessons, search, web, export)
     tools                         (watch, bench)
     cli
 
@@ -21,7 +22,8 @@ from edge_ocr.paths import ROOT
 PKG = ROOT / "edge_ocr"
 FORBIDDEN = {"tensorflow", "tf_keras", "keras", "torch", "toolchain"}
 LAYERS = [{"config", "log", "imageio", "imageheader", "memory", "options", "paths", "rounding", "labels", "__init__"},
-          {"model"}, {"recognition", "vision"}, {"page"}, {"http"}, {"daemon"}, {"tools"}, {"cli"}, {"__main__"}]
+          {"model"}, {"recognition", "vision"}, {"page"}, {"http"}, {"daemon"}, {"archive"}, {"tools"}, {"cli"},
+          {"__main__"}]
 RANK = {part: rank for rank, parts in enumerate(LAYERS) for part in parts}
 
 

@@ -1,0 +1,95 @@
+"""One interface to the archive's database, two engines: SQLite (embedded, the default: one
+file, WAL) and PostgreSQL (``archive.database = "postgresql://…"``). ``open_store`` picks the
+engine from the URL; both apply the versioned migrations of ``migrations/`` on open."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from edge_ocr.archive.records import DeviceSummary, Hit, Lesson, LessonSummary, Version
+
+
+class StoreError(RuntimeError):
+    """The database failed (gone, full, refused): the message was not stored and must not be
+    acknowledged, so the broker delivers it again."""
+
+
+@dataclass(frozen=True)
+class Period:
+    """A timetable period: a lesson holds the versions of its devices between start and end."""
+
+    name: str
+    weekdays: tuple[int, ...]  # 0 = Monday … 6 = Sunday
+    start: str  # "HH:MM", local time (archive.timezone)
+    end: str
+    devices: tuple[str, ...] = ()  # empty: every device
+
+
+@dataclass(frozen=True)
+class LessonRules:
+    """How versions group into lessons: a timetable period when one covers the version, else a
+    lesson ends after ``inactivity_s`` without a version, or when the board is wiped clean (a
+    version with no lines) and stays so for ``wiped_s``."""
+
+    timetable: tuple[Period, ...] = ()
+    timezone: str = ""  # IANA name; "": the machine's
+    inactivity_s: float = 1800.0
+    wiped_s: float = 120.0
+
+
+@dataclass(frozen=True)
+class Pruned:
+    """What ``prune`` removed."""
+
+    lessons: int
+    versions: int
+    pictures: int
+    bytes_before: int
+    bytes_after: int
+
+
+class Store(Protocol):
+    engine: str  # "sqlite" | "postgresql"
+
+    def ingest(self, kind: str, message: dict[str, Any], received_ts: float) -> bool:
+        """Store one message of topic kind ``page``, ``events``, ``health``, ``status`` or
+        ``snapshot`` (status: ``{"device": …, "status": "online"|"offline"}``). True when stored,
+        False when its ``msg_id`` was stored before. Versions are ordered by ``seq`` per device
+        whatever order they arrive in. Raises StoreError when the database fails."""
+        ...
+
+    def devices(self) -> list[DeviceSummary]: ...
+
+    def lessons(self, device: str | None = None, limit: int = 100, before: float | None = None) -> list[LessonSummary]:
+        """Newest first."""
+        ...
+
+    def lesson(self, lesson_id: int) -> Lesson | None: ...
+
+    def version(self, version_id: int) -> Version | None: ...
+
+    def picture(self, sha256: str) -> bytes | None:
+        """A stored board picture (JPEG bytes)."""
+        ...
+
+    def search(self, query: str, limit: int = 20, device: str | None = None) -> list[Hit]:
+        """Lines containing ``query`` (Chinese from one character, English words and prefixes),
+        best first."""
+        ...
+
+    def prune(self, keep_days: float, now: float) -> Pruned:
+        """Remove lessons that ended more than ``keep_days`` ago, and pictures no version uses."""
+        ...
+
+    def stats(self) -> dict[str, int]:
+        """Counts (devices, lessons, versions, spans, pictures, messages) and bytes on disk."""
+        ...
+
+    def close(self) -> None: ...
+
+
+def open_store(database: str, rules: LessonRules | None = None) -> Store:
+    """``postgresql://…`` → PostgreSQL; anything else is a SQLite file path (``sqlite:///`` prefix
+    allowed). Migrates the schema. Raises StoreError when it cannot be opened."""
+    raise NotImplementedError  # filled in by the engines
