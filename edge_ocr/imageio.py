@@ -10,7 +10,7 @@ import itertools
 import os
 import tempfile
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -46,34 +46,26 @@ class Limits:
 
 
 class Budget:
-    """Bytes of decoded images held at once across threads (API requests, the folder source):
-    a decode that would pass ``capacity`` waits until others are done, so three large uploads
-    at once take the memory of one or two, not three."""
+    """Bytes of images held at once across threads (API requests, the folder source), from their
+    decode until their reading ends: one that would pass ``capacity`` waits until others are done,
+    so three large uploads at once take the memory of one or two, not three."""
 
     def __init__(self, capacity: int) -> None:
         self.capacity, self.used = capacity, 0
         self._cond = threading.Condition()
 
     @contextmanager
-    def hold(self, cost: int) -> Iterator[Callable[[int], None]]:
-        """Hold ``cost`` bytes (waiting until they fit, or nothing else is held) until the block
-        ends; what it yields lowers the amount held (once a decode's buffers are freed)."""
-        held = cost
+    def hold(self, cost: int) -> Iterator[None]:
+        """Hold ``cost`` bytes (waiting until they fit, or nothing else is held) until the block ends."""
         with self._cond:
             self._cond.wait_for(lambda: self.used == 0 or self.used + cost <= self.capacity)
             self.used += cost
-
-        def keep(amount: int) -> None:
-            nonlocal held
-            with self._cond:
-                self.used -= held - amount
-                held = amount
-                self._cond.notify_all()
-
         try:
-            yield keep
+            yield
         finally:
-            keep(0)
+            with self._cond:
+                self.used -= cost
+                self._cond.notify_all()
 
     def resize(self, capacity: int) -> None:
         with self._cond:
@@ -307,7 +299,8 @@ def decoded(data: bytes, name: str = "image", limits: Limits | None = None,
             one: bool = False) -> Iterator[list[np.ndarray]]:
     """Every page (BGR uint8), sized from the header first (:func:`probe`) and decoded within the
     memory budget all threads share, which stays held until the block ends: the API keeps an
-    upload's pages while it reads them. ``one``: refuse a multi-page TIFF before decoding it.
+    upload's pages while it reads them, and reading needs about what the decode did. ``one``:
+    refuse a multi-page TIFF before decoding it.
 
     EXIF orientation is applied (except to images with transparency); transparency (PNG, WebP,
     TIFF, PAM) is composited onto a background the text stands out from (:func:`composite`).
@@ -317,10 +310,8 @@ def decoded(data: bytes, name: str = "image", limits: Limits | None = None,
     if one and len(head.pages) > 1:
         raise ImageError(f"{name}: a TIFF of {len(head.pages)} pages where one image is read; "
                          "send the pages one by one")
-    with BUDGET.hold(cost(head)) as keep:
-        pages = _decode(data, name, head)
-        keep(sum(page.nbytes for page in pages))  # the decoder's buffers are gone; the pages stay while used
-        yield pages
+    with BUDGET.hold(cost(head)):  # the whole block: reading the pages (grey, crops) takes about what decoding did
+        yield _decode(data, name, head)
 
 
 def _decode(data: bytes, name: str, head: Header) -> list[np.ndarray]:

@@ -144,8 +144,8 @@ def test_limits_come_from_the_configuration() -> None:
 
 def test_concurrent_decodes_share_one_memory_budget() -> None:
     """Three threads decoding at once never hold more than the budget: each 8 MP WebP needs
-    about 80 MB while it is decoded (then its 24 MB of pixels), so under a 128 MB budget the
-    decodes take turns; all three are read."""
+    about 80 MB while it is decoded and read, so under a 128 MB budget they take turns; all
+    three are read."""
     configure(ImageConfig(decode_memory_mb=128))
     peak, done = [0], threading.Event()
 
@@ -178,11 +178,10 @@ def test_concurrent_decodes_share_one_memory_budget() -> None:
 
 def test_a_budget_lets_one_through_when_nothing_else_is_held() -> None:
     budget = Budget(100)
-    with budget.hold(150) as keep:  # larger than the budget but alone: it goes (what probe let pass)
-        keep(30)
-        assert budget.used == 30
-        with budget.hold(70):
-            assert budget.used == 100
+    with budget.hold(150):  # larger than the budget but alone: it goes (what probe let pass)
+        assert budget.used == 150
+    with budget.hold(30), budget.hold(70):
+        assert budget.used == 100
     assert budget.used == 0
 
 
