@@ -225,12 +225,21 @@ class HttpConfig:
             raise ConfigError(f"http.upload_queue: must be ≥ 0, got {self.upload_queue}")
         if not self.host.strip():
             raise ConfigError("http.host: must not be empty (127.0.0.1: this machine only; 0.0.0.0: every address)")
-        if not self.token and not self.allow_open and not is_loopback(self.host):
-            raise ConfigError(
-                f"http.host: {self.host!r} is not a loopback address and http.token is empty, so anyone on the "
-                "network could use the API: set a token (http.token, EDGE_OCR_HTTP_TOKEN or serve --token), "
-                "or say that an open API is wanted (http.allow_open = true, serve --allow-open), "
-                "or listen on 127.0.0.1")
+        private_bind("http.host", "http.token", "http.allow_open", self.host, self.token, self.allow_open,
+                     "http.token, EDGE_OCR_HTTP_TOKEN or serve --token", ", serve --allow-open")
+
+
+def private_bind(host_key: str, token_key: str, open_key: str, host: str, token: str, allow_open: bool,
+                 token_hint: str, open_hint: str = "") -> None:
+    """An HTTP server is private by default: a listen address other than loopback needs a token,
+    or ``allow_open`` saying that an API open to the network is wanted (the device's ``[http]``
+    and the archive's server follow the same rule)."""
+    if not token and not allow_open and not is_loopback(host):
+        raise ConfigError(
+            f"{host_key}: {host!r} is not a loopback address and {token_key} is empty, so anyone on the "
+            f"network could use the API: set a token ({token_hint}), "
+            f"or say that an open API is wanted ({open_key} = true{open_hint}), "
+            "or listen on 127.0.0.1")
 
 
 def is_loopback(host: str) -> bool:
@@ -288,6 +297,112 @@ class ServiceConfig:
             raise ConfigError(f"service.drain_timeout_s: must be ≥ 0, got {self.drain_timeout_s}")
 
 
+WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+PERIOD_KEYS = {"name", "weekdays", "start", "end", "devices"}
+
+
+@dataclass
+class ArchiveConfig:
+    """``edge-ocr archive``: the subscriber that keeps every board version (docs/archive.md). It
+    connects to the broker of ``[mqtt]``."""
+
+    database: str = ""  # SQLite file, or postgresql://user@host/db; default: <service.state_dir>/archive.sqlite3
+    base_topic: str = ""  # subscribes to <base>/+/page|events|health|status|snapshot; default: mqtt.base_topic
+    client_id: str = ""  # the persistent session's name: keep it stable; default: edge-ocr-archive-<host>
+    session_expiry_s: int = 604_800  # how long the broker queues messages for an archive that is away
+    share_group: str = ""  # several archives sharing the load: $share/<group>/…; empty: a plain subscription
+    keep_days: float = 0.0  # lessons that ended longer ago are removed; 0: keep forever
+    prune_every_min: float = 60.0  # how often old lessons are removed (when keep_days > 0)
+    inactivity_min: float = 30.0  # a lesson ends after this long without a version (outside the timetable)
+    wiped_min: float = 2.0  # … or when the board stays wiped clean this long
+    timezone: str = ""  # IANA name of the timetable's local time (Europe/Paris); empty: the machine's
+    timetable: list = field(default_factory=list)  # [[archive.timetable]] periods: name, weekdays, start, end, devices
+    http_host: str = "127.0.0.1"  # the archive's web page and JSON API; not loopback: needs a token (or allow_open)
+    http_port: int = 8090
+    token: str = field(default="", repr=False)  # bearer token required on every request when set
+    allow_open: bool = False  # serve a non-loopback host without a token, on purpose
+
+    def validate(self) -> None:
+        if not self.client_id:
+            self.client_id = "edge-ocr-archive-" + (socket.gethostname().split(".")[0] or "host")
+        if any(c in self.client_id for c in "/+#") or not self.client_id.isprintable():
+            raise ConfigError(f"archive.client_id: must not contain '/', '+', '#' or control characters, "
+                              f"got {self.client_id!r}")
+        if self.base_topic:
+            _topic_levels("archive.base_topic", self.base_topic)
+        if self.share_group and (any(c in self.share_group for c in "/+#$") or not self.share_group.isprintable()):
+            raise ConfigError(f"archive.share_group: one topic level without '/', '+', '#', '$', got "
+                              f"{self.share_group!r}")
+        if not 60 <= self.session_expiry_s <= 0xFFFFFFFF:
+            raise ConfigError(f"archive.session_expiry_s: from 60 s (a persistent session) to 4294967295 "
+                              f"(never expires), got {self.session_expiry_s}")
+        if self.keep_days < 0:
+            raise ConfigError(f"archive.keep_days: must be ≥ 0 (0: keep forever), got {self.keep_days}")
+        for key in ("prune_every_min", "inactivity_min", "wiped_min"):
+            _positive(f"archive.{key}", getattr(self, key))
+        if self.timezone:
+            from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+            try:
+                ZoneInfo(self.timezone)
+            except (ZoneInfoNotFoundError, ValueError):
+                raise ConfigError(f"archive.timezone: not an IANA time zone name (like Europe/Paris), "
+                                  f"got {self.timezone!r}") from None
+        for i, period in enumerate(self.timetable):
+            _period(f"archive.timetable[{i}]", period)
+        if not 1 <= self.http_port <= 65535:
+            raise ConfigError(f"archive.http_port: expected an integer from 1 to 65535, got {self.http_port}")
+        if not self.http_host.strip():
+            raise ConfigError("archive.http_host: must not be empty (127.0.0.1: this machine only)")
+        private_bind("archive.http_host", "archive.token", "archive.allow_open", self.http_host,
+                     self.token, self.allow_open, "archive.token or EDGE_OCR_ARCHIVE_TOKEN")
+
+    def http(self) -> HttpConfig:
+        """The web server's settings: the device's ``[http]`` limits with this address and token."""
+        return HttpConfig(enabled=True, host=self.http_host, port=self.http_port, token=self.token,
+                          allow_open=self.allow_open)
+
+    def periods(self) -> list[dict[str, Any]]:
+        """The timetable with weekdays as numbers (0 = Monday) and devices as a list."""
+        return [{"name": p["name"], "weekdays": [_weekday(d) for d in p.get("weekdays", range(7))],
+                 "start": p["start"], "end": p["end"], "devices": list(p.get("devices", []))}
+                for p in self.timetable]
+
+
+def _weekday(day: Any) -> int:
+    return WEEKDAYS.index(day.lower()[:3]) if isinstance(day, str) else int(day)
+
+
+def _period(key: str, period: Any) -> None:
+    """One ``[[archive.timetable]]`` entry: name, start and end ("HH:MM", start before end),
+    optional weekdays (0–6 or mon…sun; default every day) and devices (default every device)."""
+    if not isinstance(period, dict):
+        raise ConfigError(f"{key}: expected a table with name, weekdays, start, end, devices, got {period!r}")
+    unknown = set(period) - PERIOD_KEYS
+    if unknown:
+        raise ConfigError(f"{key}.{sorted(unknown)[0]}: unknown key (name, weekdays, start, end, devices)")
+    if not isinstance(period.get("name"), str) or not period["name"].strip():
+        raise ConfigError(f"{key}.name: a non-empty string is required")
+    times = []
+    for part in ("start", "end"):
+        text = period.get(part)
+        hours, _, minutes = str(text).partition(":")
+        if not (isinstance(text, str) and hours.isdigit() and minutes.isdigit() and len(minutes) == 2
+                and int(hours) < 24 and int(minutes) < 60):
+            raise ConfigError(f"{key}.{part}: expected \"HH:MM\" (24-hour local time), got {text!r}")
+        times.append(int(hours) * 60 + int(minutes))
+    if times[0] >= times[1]:
+        raise ConfigError(f"{key}.end: must be after start ({period['start']}), got {period['end']!r}")
+    days = period.get("weekdays", list(range(7)))
+    if not isinstance(days, list) or not days or not all(
+            (isinstance(d, int) and not isinstance(d, bool) and 0 <= d <= 6)
+            or (isinstance(d, str) and d.lower()[:3] in WEEKDAYS and len(d) >= 3) for d in days):
+        raise ConfigError(f"{key}.weekdays: a non-empty list of 0 (Monday) … 6 or mon … sun, got {days!r}")
+    devices = period.get("devices", [])
+    if not isinstance(devices, list) or not all(isinstance(d, str) and d for d in devices):
+        raise ConfigError(f"{key}.devices: a list of device ids (empty: every device), got {devices!r}")
+
+
 @dataclass
 class Config:
     device: DeviceConfig = field(default_factory=DeviceConfig)
@@ -300,10 +415,21 @@ class Config:
     http: HttpConfig = field(default_factory=HttpConfig)
     image: ImageConfig = field(default_factory=ImageConfig)
     service: ServiceConfig = field(default_factory=ServiceConfig)
+    archive: ArchiveConfig = field(default_factory=ArchiveConfig)
 
     @property
     def outbox_path(self) -> Path:
         return Path(self.outbox.path) if self.outbox.path else Path(self.service.state_dir) / "outbox.sqlite3"
+
+    @property
+    def archive_database(self) -> str:
+        """``archive.database``, else the SQLite file in the state directory."""
+        return self.archive.database or str(Path(self.service.state_dir) / "archive.sqlite3")
+
+    @property
+    def archive_topic(self) -> str:
+        """The topic prefix the archive subscribes under: ``archive.base_topic``, else ``mqtt.base_topic``."""
+        return self.archive.base_topic or self.mqtt.base_topic
 
     def validate(self) -> Config:
         for f in dataclasses.fields(self):
@@ -455,7 +581,7 @@ def _choice(key: str, value: str, options: tuple[str, ...]) -> None:
 def summary(cfg: Config) -> dict:
     """The configuration as a dict with secrets masked (for ``edge-ocr config``)."""
     doc = dataclasses.asdict(cfg)
-    for section, key in (("mqtt", "password"), ("http", "token")):
+    for section, key in (("mqtt", "password"), ("http", "token"), ("archive", "token")):
         if doc[section][key]:
             doc[section][key] = "***"
     return doc

@@ -87,6 +87,32 @@ CASES = [
     ("", {"EDGE_OCR_HTTP_MAX_BODY_MB": "inf"}, "http.max_body_mb", "cannot read 'inf'"),
     ("", {"EDGE_OCR_DEVICE_ID": "a/b"}, "device.id", "must not contain"),
     ("", {"EDGE_OCR_MQTT_BASE_TOPIC": "x/#"}, "mqtt.base_topic", "without '+', '#'"),
+    ("[archive]\nclient_id = 'arch/1'\n", {}, "archive.client_id", "must not contain"),
+    ("[archive]\nbase_topic = 'school/+'\n", {}, "archive.base_topic", "without '+', '#'"),
+    ("[archive]\nshare_group = 'a/b'\n", {}, "archive.share_group", "one topic level"),
+    ("[archive]\nsession_expiry_s = 0\n", {}, "archive.session_expiry_s", "persistent session"),
+    ("[archive]\nkeep_days = -1\n", {}, "archive.keep_days", "≥ 0"),
+    ("[archive]\nprune_every_min = 0\n", {}, "archive.prune_every_min", "must be positive"),
+    ("[archive]\ninactivity_min = 0\n", {}, "archive.inactivity_min", "must be positive"),
+    ("[archive]\nwiped_min = -1\n", {}, "archive.wiped_min", "must be positive"),
+    ("[archive]\ntimezone = 'Europe/Atlantis'\n", {}, "archive.timezone", "IANA"),
+    ("[[archive.timetable]]\nname = 'Maths'\nstart = '8h'\nend = '09:00'\n", {}, "archive.timetable[0].start",
+     "HH:MM"),
+    ("[[archive.timetable]]\nname = 'Maths'\nstart = '09:00'\nend = '08:00'\n", {}, "archive.timetable[0].end",
+     "after start"),
+    ("[[archive.timetable]]\nname = ''\nstart = '08:00'\nend = '09:00'\n", {}, "archive.timetable[0].name",
+     "non-empty"),
+    ("[[archive.timetable]]\nname = 'M'\nweekdays = [7]\nstart = '08:00'\nend = '09:00'\n", {},
+     "archive.timetable[0].weekdays", "0 (Monday)"),
+    ("[[archive.timetable]]\nname = 'M'\ndevices = ['']\nstart = '08:00'\nend = '09:00'\n", {},
+     "archive.timetable[0].devices", "device ids"),
+    ("[[archive.timetable]]\nname = 'M'\nroom = 'B12'\nstart = '08:00'\nend = '09:00'\n", {},
+     "archive.timetable[0].room", "unknown key"),
+    ("", {"EDGE_OCR_ARCHIVE_TIMETABLE": '["Maths"]'}, "archive.timetable[0]", "expected a table"),
+    ("[archive]\nhttp_port = 0\n", {}, "archive.http_port", "from 1 to 65535"),
+    ("[archive]\nhttp_host = ''\n", {}, "archive.http_host", "must not be empty"),
+    ("[archive]\nhttp_host = '0.0.0.0'\n", {}, "archive.http_host", "archive.token"),
+    ("", {"EDGE_OCR_ARCHIVE_HTTP_HOST": "::"}, "archive.http_host", "archive.allow_open = true"),
 ]
 
 
@@ -103,6 +129,13 @@ def test_each_rule_refuses_by_name(tmp_path: Path, toml: str, env: dict, key: st
 @pytest.mark.parametrize("topic", ["edge-ocr", "school-7/edge-ocr", "campus/north/room12"])
 def test_topic_prefixes_with_levels_are_accepted(topic: str) -> None:
     assert load(None, environ={"EDGE_OCR_MQTT_BASE_TOPIC": topic}).mqtt.base_topic == topic
+
+
+def test_archive_http_is_private_unless_a_token_or_allow_open() -> None:
+    """The device's rule for the archive's server: loopback without a token, anything else with one."""
+    assert load(None, environ={"EDGE_OCR_ARCHIVE_HTTP_HOST": "0.0.0.0", "EDGE_OCR_ARCHIVE_TOKEN": "s3cret"})
+    assert load(None, environ={"EDGE_OCR_ARCHIVE_HTTP_HOST": "0.0.0.0", "EDGE_OCR_ARCHIVE_ALLOW_OPEN": "1"})
+    assert load(None, environ={}).archive.http_host == "127.0.0.1"
 
 
 def test_no_rule_is_left_untested() -> None:
