@@ -1,4 +1,5 @@
-"""Command line: ``recognize`` images, ``run`` the daemon, ``watch`` its messages, check a ``config``."""
+"""Command line: ``recognize`` images, ``run`` the daemon, ``watch`` its messages, check a ``config``,
+``archive`` what devices publish."""
 
 from __future__ import annotations
 
@@ -139,6 +140,24 @@ def _run(args: argparse.Namespace) -> int:
     return service.run()
 
 
+def _archive(args: argparse.Namespace) -> int:
+    from edge_ocr.archive.service import ArchiveService
+    from edge_ocr.archive.store import StoreError
+    from edge_ocr.log import Log
+
+    cfg = _long_running(args.config)
+    if cfg is None:
+        return 2
+    try:
+        service = ArchiveService(cfg)
+    except (StoreError, ConfigError) as exc:
+        Log("edge_ocr.archive.service").error("start_failed", error=str(exc))
+        print(f"edge-ocr archive: cannot start: {exc}", file=sys.stderr)
+        return 2
+    service.install_signals()
+    return service.run()
+
+
 def _config(args: argparse.Namespace) -> int:
     cfg = _load_config(args.config)
     if cfg is None:
@@ -239,6 +258,11 @@ def build_parser() -> argparse.ArgumentParser:
     run = sub.add_parser("run", help="the daemon: camera frames in, text out over MQTT")
     run.add_argument("--config", type=Path, default=None, help="TOML file (default: built-in defaults + env)")
     run.set_defaults(func=_run)
+    arc = sub.add_parser("archive", help="keep every board version from the broker: lessons, search, export",
+                         description="Subscribes to what the devices publish ([mqtt] broker, [archive] settings; "
+                                     "docs/archive.md) and serves the archive's page and JSON API.")
+    arc.add_argument("--config", type=Path, default=None, help="TOML file: [mqtt], [service] and [archive]")
+    arc.set_defaults(func=_archive)
     cfg = sub.add_parser("config", help="validate a configuration and print it (secrets masked)")
     cfg.add_argument("--config", type=Path, default=None)
     cfg.set_defaults(func=_config)
