@@ -14,9 +14,9 @@ say() { echo "== $*"; }
 
 if [ "$ACTION" = uninstall ]; then
   if [ -z "$DESTDIR" ] && command -v systemctl >/dev/null && [ -d /run/systemd/system ]; then
-    systemctl disable --now edge-ocr.service 2>/dev/null || true
+    systemctl disable --now edge-ocr.service edge-ocr-archive.service 2>/dev/null || true
   fi
-  rm -f "$DESTDIR$UNITDIR/edge-ocr.service"
+  rm -f "$DESTDIR$UNITDIR/edge-ocr.service" "$DESTDIR$UNITDIR/edge-ocr-archive.service"
   [ -z "$DESTDIR" ] && command -v systemctl >/dev/null && [ -d /run/systemd/system ] && systemctl daemon-reload
   rm -rf "$ROOT"
   say "removed $PREFIX and the unit; kept /etc/edge-ocr and /var/lib/edge-ocr (the outbox): delete them by hand if wanted"
@@ -39,6 +39,8 @@ cp models/ppocrv6_small_int8.tflite models/ppocrv6_small_int8.json models/ppocrv
 cp -r samples/lines samples/board.mp4 samples/board.json "$ROOT/samples/"
 cp config/edge-ocr.toml "$ROOT/config/edge-ocr.example.toml"
 cp -r schemas README.md requirements/device.txt "$ROOT/"
+mkdir -p "$ROOT/docs"
+cp docs/*.md "$ROOT/docs/"
 
 say "virtual environment (--system-site-packages, so the Pi's python3-picamera2 is visible)"
 if [ ! -x "$ROOT/venv/bin/python" ]; then
@@ -70,16 +72,25 @@ if [ ! -e "$DESTDIR/etc/edge-ocr/edge-ocr.env" ]; then
     > "$DESTDIR/etc/edge-ocr/edge-ocr.env"
   chmod 600 "$DESTDIR/etc/edge-ocr/edge-ocr.env"
 fi
+if [ ! -e "$DESTDIR/etc/edge-ocr/edge-ocr-archive.env" ]; then
+  printf '# Secrets for edge-ocr archive, e.g.\n# EDGE_OCR_MQTT_PASSWORD=…\n# EDGE_OCR_ARCHIVE_TOKEN=…\n# EDGE_OCR_ARCHIVE_DATABASE=postgresql://archive:…@localhost/archive\n' \
+    > "$DESTDIR/etc/edge-ocr/edge-ocr-archive.env"
+  chmod 600 "$DESTDIR/etc/edge-ocr/edge-ocr-archive.env"
+fi
 
 say "systemd unit → $DESTDIR$UNITDIR/edge-ocr.service"
 mkdir -p "$DESTDIR$UNITDIR"
 sed "s#@PREFIX@#$PREFIX#g" systemd/edge-ocr.service > "$DESTDIR$UNITDIR/edge-ocr.service"
 chmod 644 "$DESTDIR$UNITDIR/edge-ocr.service"
+say "systemd unit → $DESTDIR$UNITDIR/edge-ocr-archive.service (not enabled: the archive runs where it is wanted)"
+sed "s#@PREFIX@#$PREFIX#g" systemd/edge-ocr-archive.service > "$DESTDIR$UNITDIR/edge-ocr-archive.service"
+chmod 644 "$DESTDIR$UNITDIR/edge-ocr-archive.service"
 
 if [ -z "$DESTDIR" ] && command -v systemctl >/dev/null && [ -d /run/systemd/system ]; then
   systemctl daemon-reload
   systemctl enable --now edge-ocr.service
   say "running: systemctl status edge-ocr; logs: journalctl -u edge-ocr -f"
+  say "the archive (on the machine that keeps it): systemctl enable --now edge-ocr-archive"
 else
   say "staged (DESTDIR=$DESTDIR) or no systemd here: not enabled"
 fi

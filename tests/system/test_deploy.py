@@ -16,6 +16,7 @@ import pytest
 from edge_ocr.paths import ROOT
 
 UNIT = ROOT / "systemd" / "edge-ocr.service"
+UNITS = ("edge-ocr.service", "edge-ocr-archive.service")
 APPLY = ROOT / "firmware_config" / "apply.py"
 needs_systemd = pytest.mark.skipif(shutil.which("systemd-analyze") is None, reason="needs systemd-analyze")
 
@@ -28,10 +29,10 @@ def staged(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return dest
 
 
-def _unit_for(staged: Path, tmp_path: Path) -> Path:
+def _unit_for(staged: Path, tmp_path: Path, name: str = "edge-ocr.service") -> Path:
     """The installed unit with its paths moved into the staged tree (so ExecStart exists here)."""
-    text = (staged / "etc/systemd/system/edge-ocr.service").read_text()
-    unit = tmp_path / "edge-ocr.service"
+    text = (staged / "etc/systemd/system" / name).read_text()
+    unit = tmp_path / name
     unit.write_text(text.replace("/opt/edge-ocr", f"{staged}/opt/edge-ocr"))
     return unit
 
@@ -73,30 +74,52 @@ def test_install_keeps_an_existing_configuration(staged: Path) -> None:
     assert cfg.read_text() == "[device]\nid = 'room-101'\n"
 
 
+def test_staged_install_holds_the_archive_unit(staged: Path) -> None:
+    """The archive's unit runs ``edge-ocr archive`` on the shared configuration, with its own state
+    directory and secrets file, and opens no device (no camera on an archive server)."""
+    unit = (staged / "etc/systemd/system/edge-ocr-archive.service").read_text()
+    exec_start = re.search(r"^ExecStart=(.+)$", unit, re.M).group(1).split()
+    assert exec_start == ["/opt/edge-ocr/venv/bin/edge-ocr", "archive", "--config", "/etc/edge-ocr/edge-ocr.toml"]
+    assert os.access(staged / exec_start[0].lstrip("/"), os.X_OK)
+    assert re.search(r"^StateDirectory=edge-ocr-archive$", unit, re.M) and "DeviceAllow" not in unit
+    assert re.search(r"^PrivateDevices=yes$", unit, re.M) and re.search(r"^DynamicUser=yes$", unit, re.M)
+    assert (staged / "etc/edge-ocr/edge-ocr-archive.env").stat().st_mode & 0o777 == 0o600
+    assert (staged / "opt/edge-ocr/docs/archive.md").is_file(), "the unit's Documentation="
+    venv_python = staged / "opt/edge-ocr/venv/bin/python"
+    out = subprocess.run([venv_python, "-m", "edge_ocr", "archive", "--help"], capture_output=True, text=True,
+                         check=True, env={**os.environ, "PYTHONPATH": str(staged / "opt/edge-ocr")})
+    assert "--config" in out.stdout
+
+
 @needs_systemd
-def test_unit_verifies_clean(staged: Path, tmp_path: Path) -> None:
-    r = subprocess.run(["systemd-analyze", "verify", "--man=no", _unit_for(staged, tmp_path)],
+@pytest.mark.parametrize("name", UNITS)
+def test_unit_verifies_clean(staged: Path, tmp_path: Path, name: str) -> None:
+    r = subprocess.run(["systemd-analyze", "verify", "--man=no", _unit_for(staged, tmp_path, name)],
                        capture_output=True, text=True)
     assert r.returncode == 0 and r.stdout == "" and r.stderr == "", r.stdout + r.stderr
 
 
 @needs_systemd
-def test_unit_exposure_is_at_most_2(staged: Path, tmp_path: Path) -> None:
+@pytest.mark.parametrize(("name", "most"), [("edge-ocr.service", 2.0), ("edge-ocr-archive.service", 1.5)])
+def test_unit_exposure_is_at_most(staged: Path, tmp_path: Path, name: str, most: float) -> None:
+    """The daemon needs the camera's devices; the archive needs none and is held tighter."""
     r = subprocess.run(["systemd-analyze", "security", "--offline=true", "--threshold=20",
-                        _unit_for(staged, tmp_path)], capture_output=True, text=True)
+                        _unit_for(staged, tmp_path, name)], capture_output=True, text=True)
     level = float(re.search(r"Overall exposure level for \S+: (\d+\.\d+)", r.stdout).group(1))
-    print(f"systemd-analyze security: exposure {level}")
-    assert r.returncode == 0 and level <= 2.0, r.stdout[-2000:]
+    print(f"systemd-analyze security {name}: exposure {level}")
+    assert r.returncode == 0 and level <= most, r.stdout[-2000:]
 
 
 def test_uninstall_removes_the_code_but_keeps_the_configuration(tmp_path: Path) -> None:
     (tmp_path / "opt/edge-ocr/venv/bin").mkdir(parents=True)
     (tmp_path / "etc/systemd/system").mkdir(parents=True)
     (tmp_path / "etc/systemd/system/edge-ocr.service").write_text("[Service]\n")
+    (tmp_path / "etc/systemd/system/edge-ocr-archive.service").write_text("[Service]\n")
     (tmp_path / "etc/edge-ocr").mkdir(parents=True)
     (tmp_path / "etc/edge-ocr/edge-ocr.toml").write_text("")
     subprocess.run(["make", "-s", "uninstall", f"DESTDIR={tmp_path}"], cwd=ROOT, check=True, capture_output=True)
     assert not (tmp_path / "opt/edge-ocr").exists() and not (tmp_path / "etc/systemd/system/edge-ocr.service").exists()
+    assert not (tmp_path / "etc/systemd/system/edge-ocr-archive.service").exists()
     assert (tmp_path / "etc/edge-ocr/edge-ocr.toml").exists()
 
 

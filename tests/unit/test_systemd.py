@@ -47,3 +47,24 @@ def test_watchdog_pings_while_progressing_and_stops_when_stalled(tmp_path: Path)
     wd.stop()
     assert alive.count("WATCHDOG=1") >= 3
     assert stalled.count("WATCHDOG=1") <= 1, "at most the ping already due when progress stopped"
+
+
+def _settings(path: Path) -> set[str]:
+    return {line.strip() for line in path.read_text().splitlines() if "=" in line and not line.startswith("#")}
+
+
+def test_archive_unit_is_hardened_like_the_daemons_without_its_devices() -> None:
+    """Every hardening line of the daemon's unit is in the archive's, except the camera's device
+    access; the archive adds what the camera made impossible (no devices, no W+X memory)."""
+    from edge_ocr.paths import ROOT
+
+    daemon = _settings(ROOT / "systemd" / "edge-ocr.service")
+    archive = _settings(ROOT / "systemd" / "edge-ocr-archive.service")
+    camera = {s for s in daemon if s.startswith(("DeviceAllow=", "SupplementaryGroups=", "RestrictAddressFamilies="))}
+    own = {s for s in daemon if s.startswith(("Description=", "Documentation=", "ExecStart=", "ExecReload=",
+                                              "EnvironmentFile=", "StateDirectory=", "After=", "SystemCallFilter=~"))}
+    assert daemon - camera - own <= archive, sorted(daemon - camera - own - archive)
+    assert {"PrivateDevices=yes", "MemoryDenyWriteExecute=yes", "PrivateUsers=yes",
+            "RestrictAddressFamilies=AF_UNIX AF_INET AF_INET6", "StateDirectory=edge-ocr-archive"} <= archive
+    assert not {s for s in archive if s.startswith(("DeviceAllow=", "SupplementaryGroups=", "ExecReload="))}
+    assert "ExecStart=@PREFIX@/venv/bin/edge-ocr archive --config /etc/edge-ocr/edge-ocr.toml" in archive
