@@ -80,6 +80,13 @@ class VisionConfig:
     detector_side: int = 0  # long side, pixels, the surface is scaled to for detection; 0: the model's default
     box_thresh: float = 0.0  # DB: mean text probability a box needs; 0: the model's default
     unclip_ratio: float = 0.0  # DB: how far boxes grow back around the text; 0: the model's default
+    # Scale-aware detection (docs/vision.md): coarse boxes shorter than small_text detector px are
+    # detected again at the scale that makes them text_height px tall, in at most max_tiles tiles
+    # per 1920×1080 of image; text_activity: coarse probability marking text not yet boxed.
+    text_height: float = 24.0  # detector px; > small_text
+    small_text: float = 0.0  # detector px at the coarse scale; 0: one coarse pass only (the old way)
+    max_tiles: int = 6  # ≥ 1
+    text_activity: float = 0.1  # 0 < x < 1
     min_confidence: float = 0.0  # lines read with a lower confidence are dropped as clutter
     # Text sharpness (0 smeared … about 0.7 sharp; edge_ocr/vision/sharpness.py) below which a frame is
     # blurred: the daemon keeps its last page, the API caps confidences at 0.5; 0: never
@@ -106,6 +113,13 @@ class VisionConfig:
                 raise ConfigError(f"vision.{key}: must be from 0 to below 1, got {getattr(self, key)}")
         if self.unclip_ratio < 0:
             raise ConfigError(f"vision.unclip_ratio: must be ≥ 0, got {self.unclip_ratio}")
+        if self.small_text < 0 or (self.small_text and self.text_height <= self.small_text):
+            raise ConfigError(f"vision.small_text: 0 (one pass) or from 0 to below vision.text_height "
+                              f"({self.text_height}), got {self.small_text}")
+        if self.max_tiles < 1:
+            raise ConfigError(f"vision.max_tiles: must be at least 1, got {self.max_tiles}")
+        if not 0 < self.text_activity < 1:
+            raise ConfigError(f"vision.text_activity: must be above 0 and below 1, got {self.text_activity}")
         if self.analysis_side < 256:
             raise ConfigError(f"vision.analysis_side: must be at least 256, got {self.analysis_side}")
 

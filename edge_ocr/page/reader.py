@@ -20,6 +20,7 @@ from edge_ocr.page.cache import LineCache
 from edge_ocr.page.result import PageLine, PageResult, draw_lines
 from edge_ocr.recognition.recognizer import LineResult, Recognizer
 from edge_ocr.vision.clean import clean, ink_gray
+from edge_ocr.vision.db import TextBox
 from edge_ocr.vision.detector import TextDetector
 from edge_ocr.vision.layout import TextLine, drop_specks, group_lines, order_lines
 from edge_ocr.vision.lines import crop_quad, find_lines
@@ -127,7 +128,7 @@ class PageReader:
         else:
             surface = rectify(frame, quad, self.detector.max_side, detected)
             lap("surface")
-            found = self.detector.detect(surface.image)
+            found = self._detect(self.detector, frame, quad, detected, surface)
             lap("detect")
             lines, k = self._orient(ink, surface, found)
             lap("orient")
@@ -197,6 +198,19 @@ class PageReader:
             self._made.add(id(res))
             self.cache.store(prepared[i], res)
         return [r for r in results if r is not None]
+
+    @staticmethod
+    def _detect(detector: TextDetector, frame: np.ndarray, quad: np.ndarray, detected: bool,
+                surface: Surface) -> list[TextBox]:
+        """Text boxes in ``surface`` pixels, detected on the surface at the frame's own resolution
+        (the scale-aware pass needs the pixels the shrunk surface has lost)."""
+        if not detector.small_text:
+            return detector.detect(surface.image)
+        whole = not detected and np.allclose(quad, frame_quad(frame))
+        full = frame if whole else rectify(frame, quad, None, detected).image
+        sx = (surface.image.shape[1] - 1) / max(1, full.shape[1] - 1)
+        sy = (surface.image.shape[0] - 1) / max(1, full.shape[0] - 1)
+        return [TextBox(b.quad * np.float32([sx, sy]), b.score) for b in detector.detect(full)]
 
     @staticmethod
     def _crop(ink: np.ndarray, box: np.ndarray, vertical: bool) -> np.ndarray:

@@ -41,7 +41,7 @@ def ordered_box(rect: tuple) -> tuple[np.ndarray, float]:
 
 
 def box_score(prob: np.ndarray, quad: np.ndarray) -> float:
-    """Mean probability inside ``quad`` (PaddleOCR's "fast" score)."""
+    """Mean probability inside ``quad`` (PaddleOCR's "fast" score), in the map's own units."""
     h, w = prob.shape
     x0, y0 = np.clip(np.floor(quad.min(axis=0)).astype(int), 0, [w - 1, h - 1])
     x1, y1 = np.clip(np.ceil(quad.max(axis=0)).astype(int), 0, [w - 1, h - 1])
@@ -68,8 +68,10 @@ PADDLE_DEFAULTS = DBParams()
 
 
 def boxes_from_probability(prob: np.ndarray, params: DBParams = PADDLE_DEFAULTS) -> list[TextBox]:
-    """Text boxes in the map's own pixels from a (H, W) probability map in 0..1."""
-    bitmap = (prob > params.thresh).astype(np.uint8)
+    """Text boxes in the map's own pixels from a (H, W) probability map: float in 0..1, or uint8
+    in 0..255 (a large map at a quarter of the memory: the scale-aware pass's)."""
+    unit = 255.0 if prob.dtype == np.uint8 else 1.0
+    bitmap = (prob > params.thresh * unit).astype(np.uint8)
     bitmap = cv2.dilate(bitmap, np.ones((2, 2), np.uint8))  # PaddleOCR's use_dilation
     contours, _ = cv2.findContours(bitmap, cv2.RETR_LIST, cv2.CHAIN_APPROX_SIMPLE)
     boxes = []
@@ -77,7 +79,7 @@ def boxes_from_probability(prob: np.ndarray, params: DBParams = PADDLE_DEFAULTS)
         quad, short = ordered_box(cv2.minAreaRect(contour))
         if short < params.min_size:
             continue
-        score = box_score(prob, quad)
+        score = box_score(prob, quad) / unit
         if score < params.box_thresh:
             continue
         grown = unclip(quad, params.unclip_ratio)

@@ -7,6 +7,17 @@ be resized. The image is scaled so its long side is ``max_side``, then covered b
 tiles of the model's size (padded with the mean colour where it is smaller);
 the probability maps are merged by maximum. A 16:9 camera frame at the default size is one
 tile; a 4:3 or portrait page two.
+
+That first pass is coarse; the text's size then decides whether a second, finer one runs
+(scale-aware detection, issue 27). The coarse boxes' heights say how tall the text is at that
+scale: where it is below ``small_text`` (or where the map shows text the pass could not box, or
+nothing at all was found), those regions are detected again at the scale that brings the text
+to ``text_height`` detector pixels, in overlapping tiles of the model's size, only the tiles the
+regions touch, at most ``max_tiles`` per 1080p-worth of pixels (the scale shrinks until they
+fit). Tiles write into one map (uint8, by maximum), so a line crossing a seam is one region.
+Text already tall enough keeps its coarse box: large letters are never cut into pieces by a
+finer look. Settings chosen by cross-validation over the dev pages and classroom lectures
+(docs/vision.md).
 """
 
 from __future__ import annotations
@@ -25,6 +36,13 @@ from edge_ocr.vision.surface import shrink
 MAX_ENLARGE = 2.0
 FIT_SLACK = 0.95  # shrink by up to 5 % to save a second tile
 TILE_OVERLAP = 96  # detector pixels shared by neighbouring tiles: more than a text line is tall
+# Scale-aware detection: chosen by cross-validation (docs/vision.md, reports/scale_cv.md).
+TEXT_HEIGHT = 24.0  # detector px: the box height (after unclip) small text is re-detected at
+SMALL_TEXT = 0.0  # detector px at the coarse scale: shorter boxes are looked at again; 0: one pass
+MAX_TILES = 6  # tiles the fine pass may run per 1920×1080 of image: its cost bound
+ACTIVITY = 0.1  # coarse probability marking text the coarse pass could not box
+FINE_ENLARGE = 2.0  # most detector pixels per image pixel in the fine pass
+BUDGET_PIXELS = 1920 * 1080  # the image area ``max_tiles`` is counted against
 
 
 def tile_starts(length: int, tile: int, overlap: int = TILE_OVERLAP) -> list[int]:
@@ -49,7 +67,8 @@ class TextDetector:
 
     def __init__(self, model: str | Path, num_threads: int = 1, runtime: str = "auto",
                  max_side: int | None = None, params: DBParams | None = None, enhance: bool = True,
-                 xnnpack: bool | None = None) -> None:
+                 xnnpack: bool | None = None, text_height: float = TEXT_HEIGHT, small_text: float = SMALL_TEXT,
+                 max_tiles: int = MAX_TILES, activity: float = ACTIVITY) -> None:
         self.contract = DetectorContract.load(model)
         self.model = TFLiteModel(self.contract.model_path, num_threads=num_threads, runtime=runtime, xnnpack=xnnpack)
         shape = self.model.input_shape
@@ -60,6 +79,7 @@ class TextDetector:
         self.max_side = max_side or c.max_side
         self.params = params or c.params
         self.enhance = enhance
+        self.text_height, self.small_text, self.max_tiles, self.activity = text_height, small_text, max_tiles, activity
         self._mean = np.asarray(c.mean, np.float32) * 255.0
         self._inv_std = 1.0 / (np.asarray(c.std, np.float32) * 255.0)
         self.last_ms: dict[str, float] = {}
@@ -73,23 +93,32 @@ class TextDetector:
         fit = min(c.height / height, c.width / width)
         return fit if s * FIT_SLACK <= fit < s else s
 
-    def probability(self, image: np.ndarray) -> tuple[np.ndarray, float]:
-        """(probability map for the scaled image, detector pixels per image pixel)."""
-        c = self.contract
+    def _model_bgr(self, image: np.ndarray) -> np.ndarray:
+        """``image`` as three channels in the model's colour order."""
         img = image if image.ndim == 3 else cv2.cvtColor(image, cv2.COLOR_GRAY2BGR)
-        img = img[:, :, :3] if c.colour_order == "BGR" else img[:, :, 2::-1]
-        h, w = img.shape[:2]
-        s = self.scale_for(h, w)
-        sh, sw = max(1, round(h * s)), max(1, round(w * s))
-        scaled = shrink(img, (sw, sh))
+        return img[:, :, :3] if self.contract.colour_order == "BGR" else img[:, :, 2::-1]
+
+    def _normalised(self, scaled: np.ndarray, height: int, width: int) -> np.ndarray:
+        """A (height, width, 3) float32 input holding ``scaled`` (uint8, at most that size) at its
+        top left, normalised; the rest 0 after normalisation: the mean colour."""
         if self.enhance:
-            scaled = local_contrast(scaled)
-        ph, pw = max(sh, c.height), max(sw, c.width)
-        padded = np.zeros((ph, pw, 3), np.float32)  # 0 after normalisation: the mean colour
-        x = padded[:sh, :sw]
+            scaled = local_contrast(np.ascontiguousarray(scaled))
+        padded = np.zeros((height, width, 3), np.float32)
+        x = padded[: scaled.shape[0], : scaled.shape[1]]
         x[...] = scaled  # normalised in place: one float image, not three
         x -= self._mean
         x *= self._inv_std
+        return padded
+
+    def probability(self, image: np.ndarray) -> tuple[np.ndarray, float]:
+        """(probability map for the scaled image, detector pixels per image pixel): the coarse pass."""
+        c = self.contract
+        img = self._model_bgr(image)
+        h, w = img.shape[:2]
+        s = self.scale_for(h, w)
+        sh, sw = max(1, round(h * s)), max(1, round(w * s))
+        ph, pw = max(sh, c.height), max(sw, c.width)
+        padded = self._normalised(shrink(img, (sw, sh)), ph, pw)
         prob = np.zeros((ph, pw), np.float32)
         for y in tile_starts(ph, c.height):
             for x0 in tile_starts(pw, c.width):
@@ -98,11 +127,104 @@ class TextDetector:
                 np.maximum(prob[window], tile, out=prob[window])
         return prob[:sh, :sw], s
 
+    def fine_plan(self, shape: tuple[int, int], prob: np.ndarray, s0: float,
+                  boxes: list[TextBox]) -> tuple[float, list[tuple[int, int]], list[TextBox]] | None:
+        """Where and at what scale to look again after the coarse pass: (detector pixels per
+        image pixel, tile origins in that scale's pixels, the coarse boxes kept: text already
+        tall enough), or None when every box is tall enough and the map shows nothing else.
+
+        ``prob`` and ``boxes`` are the coarse map and boxes (its pixels), ``s0`` its scale."""
+        if not self.small_text:
+            return None
+        heights = [min(b.size) for b in boxes]
+        large = [b for b, ht in zip(boxes, heights) if ht >= self.small_text]
+        small = [ht for ht in heights if ht < self.small_text]
+        roi = (prob > self.activity).astype(np.uint8)
+        for b in boxes:  # the small boxes' regions, grown back by unclip
+            if min(b.size) < self.small_text:
+                cv2.fillPoly(roi, [np.round(b.quad).astype(np.int32)], 1)
+        roi = cv2.dilate(roi, np.ones((5, 5), np.uint8))
+        for b in large:  # text tall enough keeps its coarse box
+            cv2.fillPoly(roi, [np.round(b.quad).astype(np.int32)], 0)
+        if not roi.any():
+            if boxes:
+                return None
+            roi[...] = 1  # nothing seen at all: text too small for the coarse pass, look everywhere
+        h, w = shape
+        budget = max(self.max_tiles, int(np.ceil(self.max_tiles * h * w / BUDGET_PIXELS)))
+        # Text seen: to text_height; text only hinted at or not seen: the image's own resolution.
+        s1 = min(s0 * self.text_height / float(np.median(small)) if small else 1.0, FINE_ENLARGE)
+        integral = cv2.integral(roi)
+        while s1 >= 1.25 * s0:
+            tiles = self._tiles_over(roi, integral, s0, s1, h, w)
+            if len(tiles) <= budget:
+                return s1, tiles, large
+            s1 *= 0.9
+        return None
+
+    def _tiles_over(self, roi: np.ndarray, integral: np.ndarray, s0: float, s1: float, h: int,
+                    w: int) -> list[tuple[int, int]]:
+        """Origins (y, x), in pixels of scale ``s1``, of the tiles that touch ``roi`` (coarse pixels)."""
+        c = self.contract
+        sh, sw = max(1, round(h * s1)), max(1, round(w * s1))
+        r = s0 / s1
+        out = []
+        for y in tile_starts(sh, c.height):
+            for x in tile_starts(sw, c.width):
+                y0, x0 = min(int(y * r), roi.shape[0] - 1), min(int(x * r), roi.shape[1] - 1)
+                y1 = min(int(np.ceil((y + c.height) * r)), roi.shape[0])
+                x1 = min(int(np.ceil((x + c.width) * r)), roi.shape[1])
+                if integral[y1, x1] - integral[y0, x1] - integral[y1, x0] + integral[y0, x0] > 0:
+                    out.append((y, x))
+        return out
+
+    def fine_probability(self, image: np.ndarray, s1: float, tiles: list[tuple[int, int]]) -> np.ndarray:
+        """The map (uint8, 0..255) of ``image`` scaled by ``s1``, computed on ``tiles`` only (their
+        origins in scaled pixels), each tile cut from the image by one affine warp: the scaled
+        image itself is never held."""
+        c = self.contract
+        img = self._model_bgr(image)
+        h, w = img.shape[:2]
+        sh, sw = max(1, round(h * s1)), max(1, round(w * s1))
+        while s1 * img.shape[1] / w < 0.5 and min(img.shape[:2]) > 2:  # no bilinear step over thin strokes
+            img = cv2.pyrDown(img)
+        fx, fy = sw / img.shape[1], sh / img.shape[0]
+        prob = np.zeros((sh, sw), np.uint8)
+        for y, x in tiles:
+            vh, vw = min(c.height, sh - y), min(c.width, sw - x)
+            m = np.float32([[fx, 0, -x], [0, fy, -y]])
+            cut = cv2.warpAffine(img, m, (vw, vh), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+            tile = self.model(self._normalised(cut, c.height, c.width)[None]).reshape(c.height, c.width)
+            window = prob[y : y + vh, x : x + vw]
+            np.maximum(window, (tile[:vh, :vw] * 255.0 + 0.5).astype(np.uint8), out=window)
+        return prob
+
     def detect(self, image: np.ndarray) -> list[TextBox]:
-        """Text boxes (corners in ``image`` pixels) of a BGR or gray image."""
+        """Text boxes (corners in ``image`` pixels) of a BGR or gray image.
+
+        ``image`` may be a whole frame, a rectified surface or any crop of one (a region whose
+        cells changed): the boxes are in the crop's own pixels (add its origin to place them in
+        the frame), and the scale is chosen from the text inside it, so a crop holding small
+        writing is detected as finely as the whole frame would have detected it. Pass the
+        highest resolution at hand: the coarse pass shrinks it, the fine pass needs the pixels.
+        An image with no text gives [] (at the cost of one fine look over it)."""
         t0 = time.perf_counter()
-        prob, s = self.probability(image)
+        prob, s0 = self.probability(image)
         t1 = time.perf_counter()
-        boxes = [TextBox(b.quad / s, b.score) for b in boxes_from_probability(prob, self.params)]
-        self.last_ms = {"detect": (t1 - t0) * 1000, "db": (time.perf_counter() - t1) * 1000}
-        return boxes
+        coarse = boxes_from_probability(prob, self.params)
+        plan = self.fine_plan(image.shape[:2], prob, s0, coarse)
+        t2 = time.perf_counter()
+        self.last_ms = {"detect": (t1 - t0) * 1000, "db": (t2 - t1) * 1000}
+        if plan is None:
+            return [TextBox(b.quad / s0, b.score) for b in coarse]
+        s1, tiles, large = plan
+        fine = boxes_from_probability(self.fine_probability(image, s1, tiles), self.params)
+        kept = [TextBox(b.quad / s0, b.score) for b in large]
+        outlines = [k.quad.reshape(-1, 1, 2) for k in kept]
+        for b in fine:
+            quad = b.quad / s1
+            centre = tuple(float(v) for v in quad.mean(axis=0))
+            if not any(cv2.pointPolygonTest(o, centre, False) >= 0 for o in outlines):
+                kept.append(TextBox(quad, b.score))
+        self.last_ms.update(fine=(time.perf_counter() - t2) * 1000, fine_tiles=float(len(tiles)))
+        return kept
