@@ -40,9 +40,12 @@ class DevTools:
                 return reply.get("result", {})
 
     def eval(self, expression: str) -> object:
-        """The expression's value; a promise is awaited."""
-        return self("Runtime.evaluate", expression=expression, returnByValue=True,
-                    awaitPromise=True)["result"].get("value")
+        """The expression's value; a promise is awaited, an exception raised as RuntimeError."""
+        reply = self("Runtime.evaluate", expression=expression, returnByValue=True, awaitPromise=True)
+        if "exceptionDetails" in reply:
+            details = reply["exceptionDetails"].get("exception", {}).get("description")
+            raise RuntimeError(f"{expression[:200]}: {details}")
+        return reply["result"].get("value")
 
     def screenshot(self, path: Path) -> None:
         """The page as it shows now, as PNG."""

@@ -139,7 +139,7 @@ class ArchiveWeb:
         limit = int_param("lessons", BOARD_LESSONS, 0, MAX_LESSONS)
         boards = [{**to_dict(d), "newest_lessons": [to_dict(s) for s in self.store.lessons(d.device, limit)]
                    if limit else []} for d in self.store.devices()]
-        return self._json(200, {"boards": boards})
+        return self._json(200, {"boards": boards, "timezone": getattr(self.tz, "key", None)})
 
     def board_lessons(self, device: str) -> str:
         limit = int_param("limit", 100, 1, MAX_LESSONS)
