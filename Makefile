@@ -77,7 +77,7 @@ soak: $(VENV)/.done deps-runtime
 # (TLS certificates), a headless Chromium (the web page), systemd-analyze (the unit), make
 # (a staged `make install`), and fonts (unit and system tests render their pages: printed Latin
 # and Chinese, vertical columns). `make fresh-check` proves the list on a new machine.
-APT_TEST := mosquitto openssl chromium systemd make fonts-dejavu-core fonts-wqy-microhei
+APT_TEST := mosquitto openssl chromium systemd make fonts-dejavu-core fonts-wqy-microhei postgresql
 deps-test:
 	$(call apt_install,$(APT_TEST))
 

@@ -82,3 +82,22 @@ def pytest_terminal_summary(terminalreporter, exitstatus: int, config: pytest.Co
     terminalreporter.section(f"{len(_SKIPPED)} skipped test(s): {verdict}", red=_strict_skips())
     for nodeid in _SKIPPED:
         terminalreporter.line(f"skipped: {nodeid}")
+
+
+@pytest.fixture(scope="session")
+def postgres():
+    """One real PostgreSQL server for the session (tests/postgres.py); skipped when the
+    ``postgresql`` package is missing (make test installs it)."""
+    from .postgres import Postgres, pg_bin
+
+    if pg_bin() is None:
+        pytest.skip("PostgreSQL is not installed: apt install postgresql (make test does)")
+    server = Postgres().start()
+    yield server
+    server.close()
+
+
+@pytest.fixture
+def postgres_url(postgres) -> str:
+    """A fresh, empty database on the session's PostgreSQL: its ``postgresql://`` URL."""
+    return postgres.new_database()

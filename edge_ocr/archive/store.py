@@ -15,6 +15,11 @@ class StoreError(RuntimeError):
     acknowledged, so the broker delivers it again."""
 
 
+class MessageError(ValueError):
+    """A message that is not what its topic carries (or a picture whose bytes do not hash to its
+    ``sha256``): nothing was stored, the database is fine, so acknowledging it loses nothing."""
+
+
 @dataclass(frozen=True)
 class Period:
     """A timetable period: a lesson holds the versions of its devices between start and end."""
@@ -56,7 +61,8 @@ class Store(Protocol):
         """Store one message of topic kind ``page``, ``events``, ``health``, ``status`` or
         ``snapshot`` (status: ``{"device": …, "status": "online"|"offline"}``). True when stored,
         False when its ``msg_id`` was stored before. Versions are ordered by ``seq`` per device
-        whatever order they arrive in. Raises StoreError when the database fails."""
+        whatever order they arrive in. Raises StoreError when the database fails, MessageError
+        when the message is malformed (nothing stored)."""
         ...
 
     def devices(self) -> list[DeviceSummary]: ...
@@ -92,4 +98,10 @@ class Store(Protocol):
 def open_store(database: str, rules: LessonRules | None = None) -> Store:
     """``postgresql://…`` → PostgreSQL; anything else is a SQLite file path (``sqlite:///`` prefix
     allowed). Migrates the schema. Raises StoreError when it cannot be opened."""
-    raise NotImplementedError  # filled in by the engines
+    if database.startswith(("postgresql://", "postgres://")):
+        from edge_ocr.archive.postgres import PostgresStore
+
+        return PostgresStore(database, rules)
+    from edge_ocr.archive.sqlite import SqliteStore
+
+    return SqliteStore(database.removeprefix("sqlite://"), rules)
