@@ -31,7 +31,7 @@ import bottle
 
 from edge_ocr.archive import export
 from edge_ocr.archive.records import to_dict
-from edge_ocr.archive.store import Store
+from edge_ocr.archive.store import Store, StoreError
 from edge_ocr.config import HttpConfig, is_loopback
 from edge_ocr.log import Log
 
@@ -100,7 +100,8 @@ class ArchiveWeb:
         return json.dumps(doc, ensure_ascii=False)
 
     def _guarded(self, handler: Callable[..., Any]) -> Callable[..., Any]:
-        """Token check and JSON errors around a route callback."""
+        """Token check and JSON errors around a route callback: the request's own (4xx), the
+        database's (503, StoreError)."""
 
         def wrapped(*args: Any, **kwargs: Any) -> Any:
             if self.cfg.token and not bearer_ok(bottle.request.get_header("Authorization", ""), self.cfg.token):
@@ -112,6 +113,10 @@ class ArchiveWeb:
             except RequestError as exc:
                 self.requests["client_error"] += 1
                 return self._json(exc.status, {"success": False, "error": str(exc)})
+            except StoreError as exc:  # the database failed: say so, never an empty answer
+                log.error("archive_store_failed", path=bottle.request.path, error=str(exc))
+                bottle.response.set_header("Retry-After", "5")
+                return self._json(503, {"success": False, "error": f"the archive's database failed: {exc}"})
             self.requests["ok"] += 1
             return answer
         return wrapped
