@@ -87,6 +87,7 @@ class VisionConfig:
     small_text: float = 0.0  # detector px at the coarse scale; 0: one coarse pass only (the old way)
     max_tiles: int = 6  # ≥ 1
     text_activity: float = 0.1  # 0 < x < 1
+    min_text: float = 16.0  # image px: shortest text box looked for everywhere; 0: only where the coarse pass hints
     min_confidence: float = 0.0  # lines read with a lower confidence are dropped as clutter
     # Text sharpness (0 smeared … about 0.7 sharp; edge_ocr/vision/sharpness.py) below which a frame is
     # blurred: the daemon keeps its last page, the API caps confidences at 0.5; 0: never
@@ -118,6 +119,8 @@ class VisionConfig:
                               f"({self.text_height}), got {self.small_text}")
         if self.max_tiles < 1:
             raise ConfigError(f"vision.max_tiles: must be at least 1, got {self.max_tiles}")
+        if self.min_text < 0:
+            raise ConfigError(f"vision.min_text: must be ≥ 0 (image px; 0: off), got {self.min_text}")
         if not 0 < self.text_activity < 1:
             raise ConfigError(f"vision.text_activity: must be above 0 and below 1, got {self.text_activity}")
         if self.analysis_side < 256:

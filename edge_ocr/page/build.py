@@ -32,7 +32,8 @@ def build_detector(v: VisionConfig, r: RecognizerConfig) -> TextDetector | None:
         return None
     detector = TextDetector(resolve(v.detector_model), max_side=v.detector_side or None, enhance=v.enhance_contrast,
                             text_height=v.text_height, small_text=v.small_text, max_tiles=v.max_tiles,
-                            activity=v.text_activity, **interpreter_settings(r))
+                            activity=v.text_activity, min_text=v.min_text,
+                            **interpreter_settings(r))
     changes = {k: getattr(v, k) for k in ("box_thresh", "unclip_ratio") if getattr(v, k)}
     if changes:
         detector.params = dataclasses.replace(detector.params, **changes)

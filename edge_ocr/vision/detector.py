@@ -11,7 +11,9 @@ tile; a 4:3 or portrait page two.
 That first pass is coarse; the text's size then decides whether a second, finer one runs
 (scale-aware detection, issue 27). The coarse boxes' heights say how tall the text is at that
 scale: where it is below ``small_text`` (or where the map shows text the pass could not box, or
-nothing at all was found), those regions are detected again at the scale that brings the text
+nothing at all was found, or everywhere outside tall text when the coarse scale would shrink
+text ``min_text`` image px tall below ``small_text``: a 1080p frame's 12-px writing leaves no
+trace in the coarse map), those regions are detected again at the scale that brings the text
 to ``text_height`` detector pixels, in overlapping tiles of the model's size, only the tiles the
 regions touch, at most ``max_tiles`` per 1080p-worth of pixels (the scale shrinks until they
 fit). Tiles write into one map (uint8, by maximum), so a line crossing a seam is one region.
@@ -41,6 +43,7 @@ TEXT_HEIGHT = 24.0  # detector px: the box height (after unclip) small text is r
 SMALL_TEXT = 0.0  # detector px at the coarse scale: shorter boxes are looked at again; 0: one pass
 MAX_TILES = 6  # tiles the fine pass may run per 1920×1080 of image: its cost bound
 ACTIVITY = 0.1  # coarse probability marking text the coarse pass could not box
+MIN_TEXT = 16.0  # image px: the shortest text box looked for everywhere; 0: only where the coarse pass hints
 FINE_ENLARGE = 2.0  # most detector pixels per image pixel in the fine pass
 BUDGET_PIXELS = 1920 * 1080  # the image area ``max_tiles`` is counted against
 
@@ -68,7 +71,7 @@ class TextDetector:
     def __init__(self, model: str | Path, num_threads: int = 1, runtime: str = "auto",
                  max_side: int | None = None, params: DBParams | None = None, enhance: bool = True,
                  xnnpack: bool | None = None, text_height: float = TEXT_HEIGHT, small_text: float = SMALL_TEXT,
-                 max_tiles: int = MAX_TILES, activity: float = ACTIVITY) -> None:
+                 max_tiles: int = MAX_TILES, activity: float = ACTIVITY, min_text: float = MIN_TEXT) -> None:
         self.contract = DetectorContract.load(model)
         self.model = TFLiteModel(self.contract.model_path, num_threads=num_threads, runtime=runtime, xnnpack=xnnpack)
         shape = self.model.input_shape
@@ -80,6 +83,7 @@ class TextDetector:
         self.params = params or c.params
         self.enhance = enhance
         self.text_height, self.small_text, self.max_tiles, self.activity = text_height, small_text, max_tiles, activity
+        self.min_text = min_text
         self._mean = np.asarray(c.mean, np.float32) * 255.0
         self._inv_std = 1.0 / (np.asarray(c.std, np.float32) * 255.0)
         self.last_ms: dict[str, float] = {}
@@ -139,7 +143,9 @@ class TextDetector:
         heights = [min(b.size) for b in boxes]
         large = [b for b, ht in zip(boxes, heights) if ht >= self.small_text]
         small = [ht for ht in heights if ht < self.small_text]
-        roi = (prob > self.activity).astype(np.uint8)
+        # Text min_text px tall would be too small for the coarse pass to see: look everywhere.
+        unseen = self.min_text * s0 < self.small_text
+        roi = np.ones_like(prob, np.uint8) if unseen else (prob > self.activity).astype(np.uint8)
         for b in boxes:  # the small boxes' regions, grown back by unclip
             if min(b.size) < self.small_text:
                 cv2.fillPoly(roi, [np.round(b.quad).astype(np.int32)], 1)
@@ -152,8 +158,10 @@ class TextDetector:
             roi[...] = 1  # nothing seen at all: text too small for the coarse pass, look everywhere
         h, w = shape
         budget = max(self.max_tiles, int(np.ceil(self.max_tiles * h * w / BUDGET_PIXELS)))
-        # Text seen: to text_height; text only hinted at or not seen: the image's own resolution.
-        s1 = min(s0 * self.text_height / float(np.median(small)) if small else 1.0, FINE_ENLARGE)
+        # Text seen: to text_height; text only hinted at or not seen: min_text px to text_height
+        # (the image's own resolution without min_text).
+        guess = self.text_height / self.min_text if self.min_text else 1.0
+        s1 = min(s0 * self.text_height / float(np.median(small)) if small else guess, FINE_ENLARGE)
         integral = cv2.integral(roi)
         while s1 >= 1.25 * s0:
             tiles = self._tiles_over(roi, integral, s0, s1, h, w)
@@ -190,13 +198,22 @@ class TextDetector:
             img = cv2.pyrDown(img)
         fx, fy = sw / img.shape[1], sh / img.shape[0]
         prob = np.zeros((sh, sw), np.uint8)
+        ys, xs, run = tile_starts(sh, c.height), tile_starts(sw, c.width), set(tiles)
+        edge = TILE_OVERLAP // 2
         for y, x in tiles:
             vh, vw = min(c.height, sh - y), min(c.width, sw - x)
             m = np.float32([[fx, 0, -x], [0, fy, -y]])
             cut = cv2.warpAffine(img, m, (vw, vh), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
             tile = self.model(self._normalised(cut, c.height, c.width)[None]).reshape(c.height, c.width)
-            window = prob[y : y + vh, x : x + vw]
-            np.maximum(window, (tile[:vh, :vw] * 255.0 + 0.5).astype(np.uint8), out=window)
+            # A line cut by a tile's edge comes out shifted and faint there: where a neighbour
+            # that was run overlaps, leave that edge's band to it (the overlap is ≥ 2 × edge).
+            i, j = ys.index(y), xs.index(x)
+            t0 = edge if i > 0 and (ys[i - 1], x) in run else 0
+            t1 = vh - edge if i + 1 < len(ys) and (ys[i + 1], x) in run else vh
+            l0 = edge if j > 0 and (y, xs[j - 1]) in run else 0
+            l1 = vw - edge if j + 1 < len(xs) and (y, xs[j + 1]) in run else vw
+            window = prob[y + t0 : y + t1, x + l0 : x + l1]
+            np.maximum(window, (tile[t0:t1, l0:l1] * 255.0 + 0.5).astype(np.uint8), out=window)
         return prob
 
     def detect(self, image: np.ndarray) -> list[TextBox]:
