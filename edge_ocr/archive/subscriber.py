@@ -40,7 +40,7 @@ from edge_ocr.log import Log
 
 KINDS = ("page", "events", "health", "status", "snapshot")
 MAX_BACKOFF_S = 60.0
-LAG_WINDOW = 2048  # the last messages' delays (publish → stored) kept for p50/p95
+LAG_WINDOW = 2048  # the last messages' delays (their ts → committed, seconds) kept for p50/p95
 MQTT5_NEEDED = ("the broker only speaks MQTT 3.1.1: the archive needs MQTT 5 (a persistent session with an "
                 "expiry, shared subscriptions); use mosquitto ≥ 1.6, EMQX, HiveMQ or another MQTT 5 broker")
 log = Log("edge_ocr.archive.subscriber")
@@ -224,7 +224,7 @@ class Subscriber:
                 self.stored += 1
                 ts = doc.get("ts")
                 if isinstance(ts, int | float) and kind != "status":
-                    self.lags.append(received - float(ts))
+                    self.lags.append(time.time() - float(ts))  # published → committed
             else:
                 self.duplicates += 1
         if self.store_error is not None:
