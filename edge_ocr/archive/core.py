@@ -413,38 +413,74 @@ class SqlStore:
 
     # -- search -------------------------------------------------------------------------------
     def search(self, query: str, limit: int = 20, device: str | None = None) -> list[Hit]:
-        """See :mod:`edge_ocr.archive.search`: the rarest term drives, up to ``MAX_TERMS`` more
-        narrow, a substring match confirms."""
+        """See :mod:`edge_ocr.archive.search`: the rarest term drives (a prefix through the words
+        it stands for, each read newest first), up to ``MAX_TERMS`` more narrow, a substring
+        match confirms."""
         p = sz.plan(query)
         if p is None:
             return []
-        cond = [("t.term = ?", (t,)) for t in p.exact] + \
-               [("t.term >= ? AND t.term < ?", sz.prefix_range(t)) for t in p.prefixes]
         with self._tx() as q:
-            counts = [q.one(f"SELECT count(*) FROM (SELECT 1 FROM terms t WHERE {c} LIMIT ?) x", *a, sz.COUNT_CAP)[0]
-                      for c, a in cond]
-            if not cond or min(counts) == 0:
+            dev = None
+            if device is not None:
+                row = q.one("SELECT id FROM devices WHERE name = ?", device)
+                if row is None:
+                    return []
+                dev = row[0]
+            words = {t: self._words(q, t) for t in p.prefixes}
+            counts = {t: q.one("SELECT count(*) FROM (SELECT 1 FROM terms WHERE term = ? LIMIT ?) x",
+                               t, sz.COUNT_CAP)[0] for t in p.exact}
+            for t, ws in words.items():
+                counts[t] = sz.COUNT_CAP + 1 if ws is None else sum(
+                    q.one("SELECT count(*) FROM (SELECT 1 FROM terms WHERE term = ? LIMIT ?) x", w, sz.COUNT_CAP)[0]
+                    for w in ws)
+            if min(counts.values()) == 0:
                 return []
-            order = sorted(range(len(cond)), key=lambda k: counts[k])
-            drive, drive_args = cond[order[0]]
-            narrow = [p.exact[k] for k in order[1:sz.MAX_TERMS] if k < len(p.exact)]
-            sql = ("SELECT s.id, s.text, s.first_version, s.added_ts, l.id, l.title, d.name FROM terms t"
-                   " JOIN spans s ON s.id = t.span_id JOIN lessons l ON l.id = s.lesson_id"
-                   f" JOIN devices d ON d.id = s.device_id WHERE {drive}"
-                   + "".join(" AND EXISTS (SELECT 1 FROM terms t2 WHERE t2.term = ? AND t2.span_id = t.span_id)"
-                             for _ in narrow)
-                   + (" AND d.name = ?" if device is not None else "") + " ORDER BY t.span_id DESC LIMIT ?")
-            rows = q.all(sql, *drive_args, *narrow, *([device] if device is not None else []), sz.CANDIDATES)
-        seen: set[int] = set()
+            drive = min(counts, key=lambda t: counts[t])
+            narrow = sorted((t for t in p.exact if t != drive), key=lambda t: counts[t])[:sz.MAX_TERMS - 1]
+            ids = self._candidates(q, drive, words.get(drive, [drive]), narrow, dev)
+            rows = q.all("SELECT s.id, s.text, s.first_version, s.added_ts, l.id, l.title, d.name FROM spans s"
+                         " JOIN lessons l ON l.id = s.lesson_id JOIN devices d ON d.id = s.device_id"
+                         f" WHERE s.id IN ({', '.join('?' for _ in ids)})", *ids) if ids else []
+        rank = {sid: k for k, sid in enumerate(ids)}
         hits = []
-        for k, (sid, text, first, added, lid, title, name) in enumerate(rows):
-            found = sz.matches(text, p) if sid not in seen else []
-            seen.add(sid)
+        for sid, text, first, added, lid, title, name in rows:
+            norm, where = sz.normalise(text)
+            found = sz.matches(text, p, norm, where)
             if found:
                 hits.append(Hit(name, lid, title, first, added, text, sid,
-                                sz.score(text, p, found, 1.0 - k / len(rows)), found))
+                                sz.score(text, norm, p, found, 1.0 - rank[sid] / len(ids)), found))
         hits.sort(key=lambda h: -h.score)
         return hits[:limit]
+
+    def _words(self, q: Q, prefix: str) -> list[str] | None:
+        """The indexed terms starting with ``prefix`` (one index seek each), None when more than
+        ``sz.MAX_WORDS``: the range is then read whole."""
+        lo, hi = sz.prefix_range(prefix)
+        out: list[str] = []
+        row = q.one("SELECT min(term) FROM terms WHERE term >= ? AND term < ?", lo, hi)
+        while row and row[0] is not None:
+            if len(out) == sz.MAX_WORDS:
+                return None
+            out.append(row[0])
+            row = q.one("SELECT min(term) FROM terms WHERE term > ? AND term < ?", row[0], hi)
+        return out
+
+    def _candidates(self, q: Q, drive: str, terms: list[str] | None, narrow: list[str], dev: int | None) -> list[int]:
+        """Span ids holding ``drive`` (each of ``terms``; None: the prefix range) and every
+        ``narrow`` term, on device ``dev`` if given: the newest ``CANDIDATES``, newest first."""
+        extra = "".join(" AND EXISTS (SELECT 1 FROM terms t2 WHERE t2.term = ? AND t2.span_id = t.span_id)"
+                        for _ in narrow)
+        if dev is not None:
+            extra += " AND EXISTS (SELECT 1 FROM spans s WHERE s.id = t.span_id AND s.device_id = ?)"
+        args = [*narrow, *([dev] if dev is not None else [])]
+        if terms is None:
+            lo, hi = sz.prefix_range(drive)
+            return [r[0] for r in q.all("SELECT DISTINCT t.span_id FROM terms t WHERE t.term >= ? AND t.term < ?"
+                                        f"{extra} ORDER BY t.span_id DESC LIMIT ?", lo, hi, *args, sz.CANDIDATES)]
+        per = [[r[0] for r in q.all(f"SELECT t.span_id FROM terms t WHERE t.term = ?{extra}"
+                                    " ORDER BY t.span_id DESC LIMIT ?", term, *args, sz.CANDIDATES)]
+               for term in terms]
+        return sorted({sid for ids in per for sid in ids}, reverse=True)[:sz.CANDIDATES]
 
     # -- retention and counts -----------------------------------------------------------------
     def prune(self, keep_days: float, now: float) -> Pruned:

@@ -22,7 +22,8 @@ from dataclasses import dataclass
 
 COUNT_CAP = 5000  # a term's count is read up to this: enough to tell rare from common
 MAX_TERMS = 4  # terms a candidate must hold (the rarest first); the substring check does the rest
-CANDIDATES = 2000  # newest candidate lines confirmed and ranked per query
+CANDIDATES = 1000  # newest candidate lines confirmed and ranked per query
+MAX_WORDS = 64  # words a Latin prefix is expanded to; a shorter, commoner prefix reads its range
 
 _WORD = re.compile(r"[^\W_]+")
 
@@ -34,9 +35,16 @@ def is_cjk(ch: str) -> bool:
             or 0x20000 <= o <= 0x3FFFF)
 
 
+_PLAIN_SPACE = re.compile(r"\s\s|[^\S ]")
+
+
 def normalise(text: str) -> tuple[str, list[int]]:
     """``text`` as searched (NFKC, lower case, runs of whitespace as one space) and, for each of
     its characters, the index of the character of ``text`` it came from."""
+    low = text.lower()
+    if len(low) == len(text) and unicodedata.is_normalized("NFKC", text) and not _PLAIN_SPACE.search(text) \
+            and text[:1] != " ":
+        return low, list(range(len(text)))  # the common case, one pass in C
     out: list[str] = []
     where: list[int] = []
     for i, ch in enumerate(text):
@@ -109,9 +117,9 @@ def prefix_range(prefix: str) -> tuple[str, str]:
     return prefix, prefix + "\U0010ffff"
 
 
-def matches(text: str, p: Plan) -> list[tuple[int, int]]:
-    """[start, end) offsets in ``text`` of each occurrence of the query (none: not a hit)."""
-    norm, where = normalise(text)
+def matches(text: str, p: Plan, norm: str, where: list[int]) -> list[tuple[int, int]]:
+    """[start, end) offsets in ``text`` of each occurrence of the query (none: not a hit);
+    ``norm``, ``where``: :func:`normalise` of ``text``."""
     out: list[tuple[int, int]] = []
     k = norm.find(p.text)
     glued = p.text[0].isalnum() and not is_cjk(p.text[0])  # a Latin word matches from a word's start
@@ -122,11 +130,11 @@ def matches(text: str, p: Plan) -> list[tuple[int, int]]:
     return out
 
 
-def score(text: str, p: Plan, found: list[tuple[int, int]], recency: float) -> float:
+def score(text: str, norm: str, p: Plan, found: list[tuple[int, int]], recency: float) -> float:
     """Higher is better: 8 when the line is the query; 4 when every occurrence stands as whole
     words (no letter or digit glued to it; CJK always counts as whole); up to 2 for the share of
     the line the query covers; up to 1 for recency (1: the newest candidate)."""
-    norm = normalise(text)[0].strip()
+    norm = norm.strip()
     whole = all((s == 0 or not text[s - 1].isalnum() or is_cjk(text[s - 1]) or is_cjk(text[s]))
                 and (e == len(text) or not text[e].isalnum() or is_cjk(text[e]) or is_cjk(text[e - 1]))
                 for s, e in found)

@@ -48,7 +48,8 @@ class SqliteStore(SqlStore):
             try:
                 if self._conn is None:
                     self._conn = self._connect()
-                self._conn.execute("PRAGMA incremental_vacuum").fetchall()
+                # executescript steps the pragma to the end; execute() would free one page
+                self._conn.executescript("PRAGMA incremental_vacuum;")
                 self._conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchall()
             except sqlite3.Error as e:
                 raise StoreError(f"sqlite {self.path}: {e}") from e

@@ -4,6 +4,7 @@ engine from the URL; both apply the versioned migrations of ``migrations/`` on o
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -90,6 +91,16 @@ class Store(Protocol):
 
     def stats(self) -> dict[str, int]:
         """Counts (devices, lessons, versions, spans, pictures, messages) and bytes on disk."""
+        ...
+
+    def bulk_lines(self, device: str, texts: Sequence[str], start_ts: float, per_version: int = 20,
+                   per_lesson: int = 50, step_s: float = 30.0) -> None:
+        """Store ``texts`` fast as finished lessons (no derivation, no msg_id): to fill a
+        database for measuring search (toolchain/bench/archive_fill.py)."""
+        ...
+
+    def schema(self) -> str:
+        """The newest migration applied, e.g. ``0001_initial``."""
         ...
 
     def close(self) -> None: ...
