@@ -20,7 +20,7 @@ from edge_ocr.model.contract import ContractError
 from edge_ocr.model.interpreter import RuntimeMissingError
 from edge_ocr.page.build import build_reader
 from edge_ocr.page.reader import is_page
-from edge_ocr.page.result import PageLine
+from edge_ocr.page.result import NO_TEXT, PageLine, found_fields
 from edge_ocr.paths import DEFAULT_MODEL
 
 
@@ -83,15 +83,18 @@ def _recognize(args: argparse.Namespace) -> int:
                     turned = f", read turned by {page.rotation}°" if page.rotation else ""
                     if page.blurred:
                         turned += f", BLURRED (sharpness {page.sharpness:.2f}): text unreliable, confidences capped"
+                    if not page.text_found:
+                        turned += f", {NO_TEXT}"
                     print(f"== {label}: {len(page.lines)} lines, {page.timings_ms['total']:.0f} ms{turned}")
                     for ln in page.lines:
                         print(f"{ln.block}\t{ln.confidence:.3f}\t{ln.text}")
                 continue
             result = rec.recognize([image])[0]
             line = PageLine.whole(image, result.text, result.confidence, result.char_confidences)
-            rows.append({"file": str(path), **page_no, "mode": "line", **line.to_dict(), "ms": rounding.ms(result.ms)})
+            rows.append({"file": str(path), **page_no, "mode": "line", **line.to_dict(), "ms": rounding.ms(result.ms),
+                         **found_fields([line.to_dict()])})
             if not args.json:
-                print(f"{label}\t{result.confidence:.3f}\t{result.text}")
+                print(f"{label}\t{result.confidence:.3f}\t{result.text or NO_TEXT}")
     if args.json:
         doc = {"model": rec.contract.id, "detector": reader.detector.contract.id if reader.detector else "classical",
                "runtime": rec.runtime, "decoder": r.decoder, "lines": rows}

@@ -38,7 +38,7 @@ from edge_ocr.http.prometheus import Histogram, Metric, render
 from edge_ocr.imageio import ImageError, ImageTooLargeError, decoded
 from edge_ocr.log import Log
 from edge_ocr.page.reader import BLURRED_CONFIDENCE, PageReader, is_page
-from edge_ocr.page.result import PageResult, live_picture
+from edge_ocr.page.result import PageResult, found_fields, live_picture
 
 WEB = Path(__file__).resolve().parent / "web"
 OPENAPI = Path(__file__).resolve().parent / "openapi.json"
@@ -198,7 +198,8 @@ class Api:
             lines, mode, extra = [line.to_dict()], "line", {}
         return {"text": "\n".join(ln["text"] for ln in lines), "lines": lines,
                 "confidence": min((ln["confidence"] for ln in lines), default=0.0), "mode": mode,
-                "size": [image.shape[1], image.shape[0]], **extra, **sharpness_fields(sharpness, blurred)}
+                "size": [image.shape[1], image.shape[0]], **extra, **sharpness_fields(sharpness, blurred),
+                **found_fields(lines)}
 
     def ocr(self) -> str:
         data, name, mode = self._upload()
@@ -295,7 +296,7 @@ def pages_answer(pages: list[dict]) -> dict:
             "confidence": min((ln["confidence"] for ln in lines), default=0.0),
             "mode": "page" if any(p["mode"] == "page" for p in pages) else "line", "size": pages[0]["size"],
             **sharpness_fields(min(judged, default=None), any(p["blurred"] for p in pages)),
-            "pages": [{"page": k, **p} for k, p in enumerate(pages, 1)]}
+            **found_fields(lines), "pages": [{"page": k, **p} for k, p in enumerate(pages, 1)]}
 
 
 def sharpness_fields(sharpness: float | None, blurred: bool) -> dict:

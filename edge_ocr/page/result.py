@@ -78,13 +78,19 @@ class PageResult:
     def text(self) -> str:
         return "\n".join(ln.text for ln in self.lines)
 
+    @property
+    def text_found(self) -> bool:
+        """Whether any text was read: an image with none (blank, a diagram, text too small or too
+        blurred for the detector) is said as such, not as an empty success."""
+        return any(ln.text.strip() for ln in self.lines)
+
     def to_dict(self) -> dict:
         return {"text": self.text, "lines": [ln.to_dict() for ln in self.lines],
                 "surface": rounding.pixels(self.surface), "surface_detected": self.surface_detected,
                 "frame_size": list(self.frame_size), "model": self.model, "detector": self.detector,
                 "rotation": self.rotation, "timings_ms": {k: rounding.ms(v) for k, v in self.timings_ms.items()},
                 "sharpness": None if self.sharpness is None else rounding.confidence(self.sharpness),
-                "blurred": self.blurred}
+                "blurred": self.blurred, "text_found": self.text_found}
 
     def to_json(self) -> str:
         return json.dumps(self.to_dict(), ensure_ascii=False)
@@ -106,6 +112,17 @@ class PageResult:
                    doc.get("rotation") if isinstance(doc.get("rotation"), int) else 0, str(doc.get("detector", "")),
                    sharpness=float(doc["sharpness"]) if _number(doc.get("sharpness")) else None,
                    blurred=doc.get("blurred") is True)
+
+
+NO_TEXT = ("no text found in the image (blank, only drawings, or text too small or too blurred to "
+           "detect): text and lines are empty")
+
+
+def found_fields(lines: list[dict]) -> dict:
+    """``text_found``, and a ``notice`` when it is false: an image with no text is said as such,
+    never an empty answer that looks like a confident one."""
+    found = any(ln["text"].strip() for ln in lines)
+    return {"text_found": found} if found else {"text_found": False, "notice": NO_TEXT}
 
 
 def json_kind(value: object) -> str:

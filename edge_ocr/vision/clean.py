@@ -6,10 +6,12 @@ Gaussian threshold on synthesised scenes); ``binarize`` uses the winner.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import cv2
 import numpy as np
+
+from edge_ocr.vision.surface import Surface
 
 
 def ink_gray(image: np.ndarray) -> np.ndarray:
@@ -130,3 +132,60 @@ def clean(surface: np.ndarray, method: str = "sauvola") -> Cleaned:
     b = max(3, int(min(ink.shape) * 0.015))
     ink[:b], ink[-b:], ink[:, :b], ink[:, -b:] = 0, 0, 0, 0
     return Cleaned(flat, ink)
+
+
+# A surface shorter than this holds a line or two, not a ruled page; on it a quarter of the side
+# is shorter than a word, and the words of a strip were taken for rules (a two-line strip: 28 %).
+MIN_RULED_SIDE = 128
+RULINGS = 3  # parallel rules that make a ruling (a grid, a ruled table, lined paper), not a drawing
+# Share of the surface's side a rule must span here: on a real board rule_mask also marks pieces of
+# handwriting along its rows (up to 28 % of the side); a grid, a table or an axis spans most of it.
+LONG_RULE = 0.4
+
+
+def long_rules(rules: np.ndarray, frac: float = LONG_RULE) -> np.ndarray:
+    """The connected parts of a rule mask that span ``frac`` of its width or height."""
+    n, labels, stats, _ = cv2.connectedComponentsWithStats(rules, 8, cv2.CV_32S)
+    h, w = rules.shape
+    keep = np.zeros(n, bool)
+    keep[1:] = (stats[1:, cv2.CC_STAT_WIDTH] >= frac * w) | (stats[1:, cv2.CC_STAT_HEIGHT] >= frac * h)
+    return (keep[labels] * 255).astype(np.uint8)
+
+
+def parallel_rules(rules: np.ndarray, frac: float = LONG_RULE) -> int:
+    """How many separate rules run across (rows) or down (columns) a rule mask, the more of the
+    two: bands of rows (columns) of which ``frac`` is rule."""
+    most = 0
+    for axis, length in ((1, rules.shape[1]), (0, rules.shape[0])):
+        full = np.count_nonzero(rules, axis=axis) >= frac * length
+        most = max(most, int(np.count_nonzero(full[1:] & ~full[:-1]) + full[0]))
+    return most
+
+
+def without_rules(frame: np.ndarray, surface: Surface) -> tuple[np.ndarray, Surface, np.ndarray | None]:
+    """``frame`` and its rectified ``surface`` with a ruling (a grid, a ruled table, lined paper:
+    at least ``RULINGS`` parallel rules) painted over in the paper's colour, for the text detector
+    only (crops are still cut from the real frame); and the rules' mask in frame pixels (0/255).
+
+    A grid of abutting cells (an exercise book's 田字格, a ruled table) is one connected pattern
+    to DB: whole rows came out as one box or none, and characters in the last cell were dropped.
+    A drawing's few rules (a box, an axis) stay for the detector: painted over, the stubs left
+    of a real board's diagram were read as characters. Rules are found on the small surface
+    (:func:`rule_mask`) and mapped to the frame through the surface's homography: a 12 MP frame
+    costs two warps, and only when there are rules. Without rules: the inputs and None."""
+    if min(surface.image.shape[:2]) < MIN_RULED_SIDE:
+        return frame, surface, None
+    rules = long_rules(rule_mask(flatten(ink_gray(surface.image))))
+    if not rules.any():
+        return frame, surface, None
+    h, w = frame.shape[:2]
+    mask = cv2.warpPerspective(rules, surface.to_frame, (w, h), flags=cv2.INTER_NEAREST)
+    if parallel_rules(rules) < RULINGS:
+        return frame, surface, mask
+    paper = cv2.morphologyEx(surface.image, cv2.MORPH_CLOSE, np.ones((7, 7), np.uint8))
+    plain = surface.image.copy()
+    plain[rules > 0] = paper[rules > 0]
+    fill = cv2.warpPerspective(paper, surface.to_frame, (w, h), flags=cv2.INTER_LINEAR)
+    out = frame.copy()
+    out[mask > 0] = fill[mask > 0]
+    return out, replace(surface, image=plain), mask

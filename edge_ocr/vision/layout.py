@@ -31,6 +31,7 @@ MAX_SLANT = 10.0  # degrees between the two boxes' directions
 MAX_RATIO = 1.6  # largest ratio of the two boxes' heights
 SPECK = 0.6  # a line shorter than this many median line heights is not text
 OVERLAP = 0.5  # boxes sharing more than this of the smaller one are one line
+SQUARE = 1.3  # a box whose sides differ by less than this ratio is read horizontally
 
 
 @dataclass
@@ -55,10 +56,18 @@ class TextLine:
 
 
 def _axis(rect: tuple) -> tuple[np.ndarray, float, float, bool]:
-    """(unit direction of the long side pointing right/down, long, short, vertical)."""
+    """(unit direction of the long side pointing right/down, long, short, vertical).
+
+    A box about as tall as wide (within ``SQUARE``) has no direction of its own: it is taken
+    along its more horizontal side, as a word or a table cell's number is written. Taken by its
+    slightly longer side, a column of scores ("88" over "92" over "75") was joined into one
+    vertical line that is nowhere on the page (issue 27)."""
     (w, h), angle = rect[1], math.radians(rect[2])
     u = np.array([math.cos(angle), math.sin(angle)])
-    if h > w:
+    if max(w, h) < SQUARE * min(w, h):
+        if abs(u[1]) > abs(u[0]):
+            u, w, h = np.array([-u[1], u[0]]), h, w
+    elif h > w:
         u, w, h = np.array([-u[1], u[0]]), h, w
     vertical = bool(abs(u[1]) > abs(u[0]))
     if (vertical and u[1] < 0) or (not vertical and u[0] < 0):

@@ -202,11 +202,36 @@ def _rows(group: list[int], b: list[tuple[int, int, int, int]]) -> list[int]:
     return [i for row in rows for i in sorted(row, key=lambda i: b[i][0])]
 
 
+CELL = 4.5  # longest cell of a table column, in line heights (a score, a name, a short word)
+TABLE_SHARE = 0.75  # share of the shorter column's cells that must have a cell on their row in the other
+
+
+def _table_columns(g: list[int], h: list[int], lines: list[LineRegion], b: list[tuple[int, int, int, int]]) -> bool:
+    """Two blocks are columns of one table: side by side, at least two rows shared, most cells of
+    the shorter on a row of the other, and one of them all short cells. Read column by column, a
+    table's scores lose whom they belong to (issue 27); two columns of prose (lines longer than
+    ``CELL`` heights on both sides) stay apart."""
+    if len(g) < 2 or len(h) < 2:
+        return False
+    if min(b[i][0] for i in h) < max(b[i][2] for i in g) and min(b[i][0] for i in g) < max(b[i][2] for i in h):
+        return False  # they overlap across: one above the other, not side by side
+
+    def short(block: list[int]) -> bool:
+        return all(b[i][2] - b[i][0] <= CELL * lines[i].height for i in block)
+
+    if not (short(g) or short(h)):
+        return False
+    fewer, more = sorted((g, h), key=len)
+    paired = sum(any(_same_row(b[i], b[j]) for j in more) for i in fewer)
+    return paired >= 2 and paired >= TABLE_SHARE * len(fewer)
+
+
 def reading_order(lines: list[LineRegion]) -> list[LineRegion]:
     """Group lines into blocks (columns) by horizontal overlap; blocks left to right, lines top
     to bottom inside a block, pieces of one row left to right. A lone piece beside a row of
     another block, within ``ROW_GAP`` heights (the right part of a line cut at a wide gap,
-    reaching past the lines under it), is read with that row."""
+    reaching past the lines under it), is read with that row. Blocks that are columns of one
+    table (:func:`_table_columns`) are one block, read row by row, cells left to right."""
     if not lines:
         return []
     b = [ln.bounds for ln in lines]
@@ -226,6 +251,8 @@ def reading_order(lines: list[LineRegion]) -> list[LineRegion]:
         if beside:
             groups.remove(lone)
             next(g for g in groups if beside[0] in g).append(i)
+    groups = [[i for k in tables for i in groups[k]] for tables in
+              connected_groups(len(groups), lambda p, q: _table_columns(groups[p], groups[q], lines, b))]
     blocks = sorted(groups, key=lambda g: (min(b[i][0] for i in g), min(b[i][1] for i in g)))
     ordered = []
     for k, g in enumerate(blocks):

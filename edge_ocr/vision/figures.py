@@ -1,0 +1,65 @@
+"""Drawings that are not text: a line box whose ink is only circles, triangles, boxes and other
+simple outlines drawn with a thin stroke.
+
+The DB detector finds a diagram's shapes as text and the recogniser reads them: a circle as
+``G`` at 0.978, a triangle, a circle and a box as ``O△口`` (issue 27). A written character is
+small against its stroke (a marker's letter or a printed glyph: 5 to 12 stroke widths across,
+and its outline has many corners); a drawn figure is large against its stroke (a 220-px circle
+in a 5-px stroke: 44) and its outline is an ellipse or a polygon of a few corners. A line is a
+drawing when every component of its ink that is of any size is such a figure: text beside or
+inside a figure keeps the line. A box whose ink lies mostly on long straight rules (an axis,
+a number line read as ``1—————>``, a tick crossing one read as ``十``) is a drawing too.
+"""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+
+FIGURE_SPAN = 16.0  # a figure's smaller side is at least this many stroke widths
+FIGURE_CORNERS = 8  # its outline simplified to 2 % of its length has at most this many corners
+RULED = 0.5  # a line box with this share of its ink on long rules is a drawing (an axis, a tick on one)
+SUBSTANTIAL = 0.25  # components smaller than this share of the crop's height are specks, not judged
+
+
+def ink_mask(crop: np.ndarray) -> np.ndarray:
+    """Dark ink of a grey line crop (0/255) by Otsu's threshold; all 0 when the crop is flat."""
+    if crop.ndim == 3:
+        crop = cv2.cvtColor(crop, cv2.COLOR_BGR2GRAY)
+    if int(crop.max()) - int(crop.min()) < 40:
+        return np.zeros(crop.shape, np.uint8)
+    _, mask = cv2.threshold(crop, 0, 255, cv2.THRESH_BINARY_INV | cv2.THRESH_OTSU)
+    return mask
+
+
+def is_figure_component(component: np.ndarray) -> bool:
+    """One connected component (0/255 mask cut to its bounding box): a thin, simple outline."""
+    h, w = component.shape
+    stroke = 2.0 * float(cv2.distanceTransform(np.pad(component, 1), cv2.DIST_L2, 3).max())
+    if stroke <= 0 or min(h, w) < FIGURE_SPAN * stroke:
+        return False
+    contours, _ = cv2.findContours(component, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_NONE)
+    outline = max(contours, key=cv2.contourArea)
+    corners = cv2.approxPolyDP(outline, 0.02 * cv2.arcLength(outline, True), True)
+    return len(corners) <= FIGURE_CORNERS
+
+
+def is_drawing(crop: np.ndarray, ruled: np.ndarray | None = None) -> bool:
+    """Whether a line crop (grey or BGR, upright) holds only drawn figures and no text; ``ruled``
+    (the same crop of the rules' mask, edge_ocr.vision.clean.without_rules) marks long straight
+    rules: a box whose ink is mostly rule is an axis, a number line or a tick on one."""
+    mask = ink_mask(crop)
+    if ruled is not None and mask.any():
+        on_rules = cv2.countNonZero(cv2.bitwise_and(mask, ruled))
+        if on_rules >= RULED * cv2.countNonZero(mask):
+            return True
+    n, labels, stats, _ = cv2.connectedComponentsWithStats(mask, 8, cv2.CV_32S)
+    least = SUBSTANTIAL * mask.shape[0]
+    judged = [k for k in range(1, n) if max(stats[k, cv2.CC_STAT_WIDTH], stats[k, cv2.CC_STAT_HEIGHT]) >= least]
+    if not judged:
+        return False
+    for k in judged:
+        x, y, w, h = (int(v) for v in stats[k, :4])
+        if not is_figure_component(((labels[y : y + h, x : x + w] == k) * 255).astype(np.uint8)):
+            return False
+    return True
