@@ -217,6 +217,31 @@ class OutboxConfig:
         _positive("outbox.max_messages", self.max_messages)
 
 
+SNAPSHOT_MIN_BYTES = 4096  # a board picture at its smallest (320 px, quality 30) rarely fits in less
+SNAPSHOT_BYTES = 98_304  # 96 KiB: a 1280-px board at quality 80 fits, with room to spare
+
+
+@dataclass
+class SnapshotConfig:
+    """The board picture published with each page (docs/daemon.md, "Board snapshots")."""
+
+    enabled: bool = True
+    # Largest snapshot message (the PUBLISH packet, JPEG in base64), at most mqtt.max_message_bytes when
+    # that is set; 0: 96 KiB, or mqtt.max_message_bytes when smaller
+    max_bytes: int = 0
+    max_side: int = 1280  # long side of the picture, px; a picture too large is sent at a lower quality first
+    quality: int = 80  # JPEG quality tried first (1-100); lowered down to 30, then the picture made smaller
+
+    def validate(self) -> None:
+        if self.max_bytes and self.max_bytes < SNAPSHOT_MIN_BYTES:
+            raise ConfigError(f"snapshot.max_bytes: 0 (automatic) or at least {SNAPSHOT_MIN_BYTES}, "
+                              f"got {self.max_bytes}")
+        if self.max_side < 320:
+            raise ConfigError(f"snapshot.max_side: must be at least 320 (px), got {self.max_side}")
+        if not 1 <= self.quality <= 100:
+            raise ConfigError(f"snapshot.quality: a JPEG quality from 1 to 100, got {self.quality}")
+
+
 @dataclass
 class HttpConfig:
     enabled: bool = False  # the daemon serves the REST API and web page (``edge-ocr serve`` always does)
@@ -429,6 +454,7 @@ class Config:
     gate: GateConfig = field(default_factory=GateConfig)
     mqtt: MqttConfig = field(default_factory=MqttConfig)
     outbox: OutboxConfig = field(default_factory=OutboxConfig)
+    snapshot: SnapshotConfig = field(default_factory=SnapshotConfig)
     http: HttpConfig = field(default_factory=HttpConfig)
     image: ImageConfig = field(default_factory=ImageConfig)
     service: ServiceConfig = field(default_factory=ServiceConfig)
@@ -437,6 +463,12 @@ class Config:
     @property
     def outbox_path(self) -> Path:
         return Path(self.outbox.path) if self.outbox.path else Path(self.service.state_dir) / "outbox.sqlite3"
+
+    @property
+    def snapshot_bytes(self) -> int:
+        """The largest snapshot message: ``snapshot.max_bytes``, else 96 KiB or
+        ``mqtt.max_message_bytes`` when that is smaller."""
+        return self.snapshot.max_bytes or min(n for n in (SNAPSHOT_BYTES, self.mqtt.max_message_bytes) if n)
 
     @property
     def archive_database(self) -> str:
@@ -451,6 +483,9 @@ class Config:
     def validate(self) -> Config:
         for f in dataclasses.fields(self):
             getattr(self, f.name).validate()
+        if 0 < self.mqtt.max_message_bytes < self.snapshot.max_bytes:
+            raise ConfigError(f"snapshot.max_bytes: must be at most mqtt.max_message_bytes "
+                              f"({self.mqtt.max_message_bytes}), got {self.snapshot.max_bytes}")
         return self
 
 

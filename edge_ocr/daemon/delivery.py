@@ -17,11 +17,14 @@ import time
 import uuid
 from collections.abc import Callable
 
+import numpy as np
+
 from edge_ocr import rounding
 from edge_ocr.config import Config
+from edge_ocr.daemon import snapshot
 from edge_ocr.daemon.health import Health, merge_faults
 from edge_ocr.daemon.mqtt import MqttPublisher, Topics
-from edge_ocr.daemon.outbox import Outbox, OutboxError
+from edge_ocr.daemon.outbox import Body, Outbox, OutboxError
 from edge_ocr.daemon.sink import Sink
 from edge_ocr.http.prometheus import Metric
 from edge_ocr.log import Log
@@ -133,23 +136,31 @@ class Delivery:
 
     # -- publishing ----------------------------------------------------------------------
 
-    def publish(self, page: PageResult, events: list[LineEvent], frame_seq: int, frame_ts: float) -> list[dict]:
+    def publish(self, page: PageResult, events: list[LineEvent], frame_seq: int, frame_ts: float,
+                picture: np.ndarray | None = None) -> list[dict]:
         """The page and its events as messages: numbered, stored (when a sink sends from the
         outbox) and handed to every sink. Returns them as stored (``seq`` None while the disk
-        refuses them)."""
+        refuses them). ``picture`` (BGR, the board read without anyone in front:
+        :mod:`edge_ocr.daemon.snapshot`) goes as the page's snapshot, stored in the same
+        transaction, when ``[snapshot]`` is on and a sink sends from the durable outbox; not to
+        the other sinks, nor kept in memory while the disk refuses writes."""
         now = rounding.seconds(time.time())
         frame = {"seq": frame_seq, "ts": rounding.seconds(frame_ts)}
         body = {"device": self.cfg.device.id, "ts": now, "frame": frame, **page.to_dict()}
-        items = [(self.topics.page, body, True)]
+        items: list[tuple[str, Body, bool]] = [(self.topics.page, body, True)]
         items += [(self.topics.events, {"device": self.cfg.device.id, "ts": now, "frame": frame, **e.to_dict()}, False)
                   for e in events]
+        readers = any(sink.reads_outbox for sink in self.sinks)
+        wanted = picture is not None and self.cfg.snapshot.enabled and readers and self.outbox.durable
+        snap = self._snapshot(picture, {"device": self.cfg.device.id, "ts": now}, frame) \
+            if wanted and picture is not None and not self._unstored else ([], {})
         try:
-            if not any(sink.reads_outbox for sink in self.sinks):  # nothing sends from it: number, keep nothing
-                stored = [self.outbox.stamp(b, "seq") for _, b, _ in items]
+            if not readers:  # nothing sends from it: number, keep nothing
+                stored = [self.outbox.stamp(b, "seq") for _, b, _ in items if isinstance(b, dict)]
             elif self._unstored:
                 raise OutboxError("earlier messages are still waiting for the disk")
             else:
-                stored = self.outbox.enqueue(items)
+                stored = self.outbox.enqueue(items + snap[0])[:len(items)]
         except OutboxError as exc:
             # Disk full or read-only: keep the messages (bounded) and store them, in order, when
             # the disk takes them again; the page state moves on meanwhile.
@@ -159,14 +170,38 @@ class Delivery:
                 log.error("outbox_write_failed", error=str(exc), waiting=len(self._unstored))
                 self.send_health(force=True)
             self._retry_at = min(self._retry_at, time.monotonic() + 2.0)
-            stored = [{"seq": None, **b} for _, b, _ in items]
+            stored = [{"seq": None, **b} for _, b, _ in items if isinstance(b, dict)]
+            snap = ([], {})
         self.health.count("pages_published")
         self.health.count("events_published", len(events))
+        self.health.count("snapshots_published", len(snap[0]))
         for sink in self.sinks:
             sink.deliver(page, stored)
         log.info("page", frame=frame_seq, seq=stored[0]["seq"], lines=len(page.lines), events=len(events),
-                 recognise_ms=page.timings_ms.get("recognise", 0.0), total_ms=page.timings_ms.get("total", 0.0))
+                 recognise_ms=page.timings_ms.get("recognise", 0.0), total_ms=page.timings_ms.get("total", 0.0),
+                 **snap[1])
         return stored
+
+    def _snapshot(self, picture: np.ndarray, head: dict, frame: dict) -> tuple[list[tuple[str, Body, bool]], dict]:
+        """The snapshot message of ``picture`` (its ``page_seq`` taken from the page stored just
+        before it), fitted to the smallest limit in force (``snapshot.max_bytes``, the
+        broker's), and log fields (its size, quality and cost); no message when even the
+        smallest picture does not fit: counted (``snapshots_too_large``) and logged."""
+        t0 = time.perf_counter()
+        limit = min(n for n in [self.cfg.snapshot_bytes] + [sink.limit() for sink in self.sinks] if n)
+        fields = {**head, "page_seq": 0, "frame": frame}
+        jpeg = snapshot.fit_jpeg(picture, self.cfg.snapshot.quality,
+                                 snapshot.fits_message(fields, self.topics.snapshot, limit))
+        ms = rounding.ms((time.perf_counter() - t0) * 1000)
+        if jpeg is None:
+            self.health.count("snapshots_too_large")
+            log.warning("snapshot_too_large", frame=frame["seq"], limit=limit, width=picture.shape[1],
+                        height=picture.shape[0], sent="page without its snapshot")
+            return [], {"snapshot_ms": ms}
+        doc = snapshot.message(fields, jpeg)
+        made: Body = lambda stored: {**doc, "page_seq": stored[0]["seq"]}  # noqa: E731
+        return [(self.topics.snapshot, made, False)], {"snapshot_bytes": len(jpeg.data),
+                                                       "snapshot_quality": jpeg.quality, "snapshot_ms": ms}
 
     def tick(self) -> None:
         """Called every loop turn: retry a degraded outbox, send health when due (at once when

@@ -106,6 +106,7 @@ class Gate:
         self._inside = np.ones((rows, cols), bool)
         self._still = np.zeros((rows, cols), np.int32)
         self._known = np.zeros((rows, cols), bool)  # cell has a clean state in the composite
+        self._doubtful = np.zeros((rows, cols), bool)  # last copied under a blob there since the start
         self._moved = np.zeros((rows, cols), bool)  # something moved there since the gate began
         self._foreground = np.zeros((rows, cols), bool)
         self._blocked = np.zeros((rows, cols), bool)  # foreground grown by a cell
@@ -115,6 +116,7 @@ class Gate:
         self._model: np.ndarray | None = None  # the composite as a grey thumbnail
         self._reference: np.ndarray | None = None  # the model when last read
         self.composite: np.ndarray | None = None
+        self.background: np.ndarray | None = None  # the board's colour (BGR): the median of the first clean cells
         self._board_hs: tuple[float, float] | None = None  # the board's median grey and saturation
 
     def _cells(self, mask: np.ndarray) -> np.ndarray:
@@ -184,13 +186,17 @@ class Gate:
         unlike, other = (self._cells(cv2.morphologyEx(m.astype(np.uint8), cv2.MORPH_OPEN, BLOB_KERNEL))
                          > PERSON_SHARE for m in (unlike, other))
         # Skin and clothes stay foreground however still; a grey blob is board after absorb_frames.
-        person = large(unlike | other) & (self._known | self._moved) & (unlike | (self._still < c.absorb_frames))
+        blobs = large(unlike | other)
+        person = blobs & (self._known | self._moved) & (unlike | (self._still < c.absorb_frames))
+        exempt = blobs & ~(self._known | self._moved)  # there since the gate began: counted as board
         self._foreground = self._inside & (moving | person)
         self._blocked = cv2.dilate(self._foreground.astype(np.uint8), np.ones((3, 3), np.uint8)).astype(bool)
         clean = self._inside & ~self._blocked & (self._still >= c.stable_frames)
         now = time.monotonic()
         self._clean_at[clean | ~self._inside] = now
-        self._update(frame, colour, small, clean & (~self._known | (differs > 0)))
+        updated = clean & (~self._known | (differs > 0))
+        self._update(frame, colour, small, updated)
+        self._doubtful[updated] = exempt[updated]
         self._previous, self._previous_frame = small, frame
         cells = max(1, int(self._inside.sum()))
         motion = float((moving & self._inside).sum()) / cells
@@ -249,7 +255,7 @@ class Gate:
             # The board's colour: the median of the first clean cells. Cells not clean yet show
             # it until they are (a person there at the start is never painted in).
             picked = self._pixels(cells)
-            bgr = np.median(colour[picked], axis=0).astype(np.uint8)
+            bgr = self.background = np.median(colour[picked], axis=0).astype(np.uint8)
             hsv = cv2.cvtColor(bgr.reshape(1, 1, 3), cv2.COLOR_BGR2HSV)[0, 0]
             self._board_hs = (float(np.median(small[picked])), float(hsv[1]))
             self.composite = frame.copy()
@@ -272,8 +278,26 @@ class Gate:
         """What to read: the composite inside the board, the live ``frame`` outside it."""
         if self.composite is None or (self._forced and not self._known.any()):
             return frame
-        out = frame.copy()
-        for r, row in enumerate(self._inside):  # one copy per run of board cells in a row
+        return self._copy_cells(self._inside, frame.copy())
+
+    def clean_board(self) -> np.ndarray | None:
+        """The composite of the cells that have been clean, every other cell (never clean, or
+        outside the board) the board's background colour: nothing that stood in front of the
+        board is in it (the daemon's snapshot). Filled too: cells last copied while a thick blob
+        unlike the board covered them that had been there since the gate began (the dark
+        surround of a board, but also an arm held still over the first frames), grown by a cell.
+        None while no cell has been clean (a still photo read at once, a forced read before the
+        board settled)."""
+        if self.composite is None or self.background is None or not self._known.any():
+            return None
+        doubtful = cv2.dilate(self._doubtful.astype(np.uint8), np.ones((3, 3), np.uint8)).astype(bool)
+        out = np.empty_like(self.composite)
+        out[:] = self.background
+        return self._copy_cells(self._known & ~doubtful, out)
+
+    def _copy_cells(self, cells: np.ndarray, out: np.ndarray) -> np.ndarray:
+        """``out`` with the composite's pixels copied in where the cell grid ``cells`` is set."""
+        for r, row in enumerate(cells):  # one copy per run of cells in a row
             edges = np.flatnonzero(np.diff(np.concatenate([[0], row.astype(np.int8), [0]])))
             for c0, c1 in zip(edges[::2], edges[1::2]):
                 ys = slice(self._frame_ys[r], self._frame_ys[r + 1])

@@ -18,6 +18,8 @@ COUNTERS = {
     "lines_cached": ("cache_hits_total", "line crops answered by the line cache"),
     "pages_published": ("pages_published_total", "pages handed to the outbox"),
     "events_published": ("events_published_total", "line events handed to the outbox"),
+    "snapshots_published": ("snapshots_published_total", "board pictures handed to the outbox with their page"),
+    "snapshots_too_large": ("snapshots_too_large_total", "board pictures not sent: too large even at their smallest"),
     "frame_errors": ("frame_errors_total", "frames that could not be used (bad shape, type, size)"),
     "frames_blurred": ("frames_blurred_total", "frames read but not published: text too blurred to trust"),
     "reload_failures": ("reload_failures_total", "reloads refused for an invalid configuration (the old one kept)"),

@@ -76,6 +76,7 @@ class Topics:
         root = f"{base.rstrip('/')}/{device_id}"
         self.status, self.page, self.events = f"{root}/status", f"{root}/page", f"{root}/events"
         self.health, self.command = f"{root}/health", f"{root}/command"
+        self.snapshot = f"{root}/snapshot"
 
 
 def parse_command(payload: bytes) -> str | None:

@@ -17,7 +17,7 @@ import sqlite3
 import threading
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -33,6 +33,8 @@ CREATE TABLE IF NOT EXISTS messages (
 );
 CREATE TABLE IF NOT EXISTS counters (name TEXT PRIMARY KEY, value INTEGER NOT NULL);
 """
+
+Body = dict | Callable[[list[dict]], dict]  # a message body, or one made from the messages stored before it
 
 
 def encode(doc: dict) -> bytes:
@@ -132,13 +134,15 @@ class Outbox:
                          "ON CONFLICT(name) DO UPDATE SET value = excluded.value", (name, value))
         return value
 
-    def enqueue(self, items: list[tuple[str, dict, bool]], qos: int = 1) -> list[dict]:
+    def enqueue(self, items: list[tuple[str, Body, bool]], qos: int = 1) -> list[dict]:
         """Store (topic, body, retain) messages atomically, each with ``msg_id`` and ``seq``
-        added to its body; returns the bodies as stored."""
-        out = []
+        added to its body; returns the bodies as stored. A body may be a function of the
+        messages stored before it in this call (a snapshot names its page's ``seq``)."""
+        out: list[dict] = []
         with self._write():
             for topic, body, retain in items:
-                doc = {"msg_id": uuid.uuid4().hex, "seq": self._bump("seq"), **body}
+                fields = body(out) if callable(body) else body
+                doc = {"msg_id": uuid.uuid4().hex, "seq": self._bump("seq"), **fields}
                 payload = encode(doc)
                 self._db.execute("INSERT INTO messages(topic, payload, qos, retain, created) VALUES(?, ?, ?, ?, ?)",
                                  (topic, payload, qos, int(retain), time.time()))

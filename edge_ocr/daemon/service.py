@@ -16,7 +16,7 @@ import numpy as np
 
 from edge_ocr import config as config_mod
 from edge_ocr.config import Config, ConfigError
-from edge_ocr.daemon import systemd
+from edge_ocr.daemon import snapshot, systemd
 from edge_ocr.daemon.capture import Capture, make_camera
 from edge_ocr.daemon.delivery import Delivery
 from edge_ocr.daemon.gate import Gate
@@ -54,6 +54,7 @@ class Service:
         self.api = build_api(cfg.http, build_reader(cfg), self.health, self.delivery.latest) if cfg.http.enabled \
             else None
         self._page: PageResult | None = None  # the last page published
+        self._picture: np.ndarray | None = None  # its snapshot picture (the board it was read from)
         self._occlusion_at = 0
 
     # -- control -------------------------------------------------------------------------
@@ -102,6 +103,7 @@ class Service:
             self._capture_stop.set()  # the capture loop reopens with the new source
         if (new.mqtt, new.device, new.outbox, new.service) != (old.mqtt, old.device, old.outbox, old.service):
             self.delivery.reconfigure(new)
+        self.delivery.cfg = new  # [snapshot] is read at each page
         if new.http != old.http:
             log.warning("reload_partial", section="http", reason="the API's address, token and limits "
                         "take effect at the next start")
@@ -215,8 +217,18 @@ class Service:
         if self._page is not None and not events and decision.reason != "forced":
             log.debug("page_unchanged", frame=seq, lines=len(page.lines))
             return
-        self.delivery.publish(page, events, seq, ts)
-        self._page, self._occlusion_at = page, seq
+        picture = self._snapshot(page)
+        self.delivery.publish(page, events, seq, ts, picture)
+        self._page, self._picture, self._occlusion_at = page, picture, seq
+
+    def _snapshot(self, page: PageResult) -> np.ndarray | None:
+        """The page's board quad, cut from the gate's clean board (no one in front of it); None
+        when snapshots are off, there is no broker, or no cell has been clean yet."""
+        if not (self.cfg.snapshot.enabled and self.cfg.mqtt.enabled):
+            return None
+        board = self.gate.clean_board()
+        return None if board is None else snapshot.picture(board, page.surface, page.rotation,
+                                                          self.cfg.snapshot.max_side)
 
     def _blurred(self, page: PageResult, seq: int) -> bool:
         """Whether the page read is too blurred to publish (``vision.min_sharpness``): its text
@@ -248,7 +260,7 @@ class Service:
             return
         lines = [dataclasses.replace(ln, occluded=f) for ln, f in zip(self._page.lines, flags)]
         page = dataclasses.replace(self._page, lines=lines)
-        self.delivery.publish(page, [], seq, ts)
+        self.delivery.publish(page, [], seq, ts, self._picture)
         self._page, self._occlusion_at = page, seq
 
     def _shutdown(self) -> None:

@@ -39,6 +39,10 @@ class Sink:
         or dropped): health goes out now, not at its next turn."""
         return False
 
+    def limit(self) -> int | None:
+        """The largest message (PUBLISH packet bytes) it can send now; None: no limit."""
+        return None
+
     def status(self) -> dict:
         return {}
 
