@@ -20,6 +20,7 @@ from typing import Any
 
 from edge_ocr.archive import lessons as lz
 from edge_ocr.archive import search as sz
+from edge_ocr.archive.base import LessonRules, MessageError, Pruned, StoreError
 from edge_ocr.archive.records import (
     DeviceSummary,
     ErasePoint,
@@ -30,7 +31,6 @@ from edge_ocr.archive.records import (
     Version,
     VersionRef,
 )
-from edge_ocr.archive.store import LessonRules, MessageError, Pruned, StoreError
 from edge_ocr.page.diff import LineEvent
 
 KINDS = ("page", "events", "health", "status", "snapshot")

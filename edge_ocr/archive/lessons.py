@@ -24,8 +24,8 @@ from datetime import datetime
 from typing import Any, Protocol
 from zoneinfo import ZoneInfo
 
+from edge_ocr.archive.base import LessonRules, Period
 from edge_ocr.archive.records import ErasePoint, Span
-from edge_ocr.archive.store import LessonRules, Period
 from edge_ocr.page.diff import MATCH_IOU, comparable, match_boxes
 
 Box = list[list[float]]

@@ -10,8 +10,8 @@ import re
 from collections.abc import Sequence
 from typing import Any
 
+from edge_ocr.archive.base import LessonRules, StoreError
 from edge_ocr.archive.core import Q, SqlStore
-from edge_ocr.archive.store import LessonRules, StoreError
 
 MIGRATION_LOCK = 0x6564_6765_6F63_72  # pg_advisory_xact_lock key: "edgeocr"
 CONNECT_TIMEOUT_S = 10

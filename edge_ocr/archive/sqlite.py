@@ -10,8 +10,8 @@ import sqlite3
 from pathlib import Path
 from typing import Any
 
+from edge_ocr.archive.base import LessonRules, StoreError
 from edge_ocr.archive.core import Q, SqlStore
-from edge_ocr.archive.store import LessonRules, StoreError
 
 BUSY_TIMEOUT_MS = 30_000  # how long a writer waits for another process's transaction
 
