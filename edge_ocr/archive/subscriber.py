@@ -203,20 +203,21 @@ class Subscriber:
         try:
             kind, doc = decode(self.base, msg.topic, msg.payload)
             new = self.store.ingest(kind, doc, received)
-        except StoreError as exc:
-            self._halted = True
-            with self._lock:
-                self.store_faults += 1
-            if self.store_error != str(exc):
-                log.error("store_failed", topic=msg.topic, error=str(exc), acknowledged=False)
-            self.store_error = str(exc)
-            self._kick.set()
-            return
         except ValueError as exc:
             with self._lock:
                 self.rejected += 1
             log.error("message_rejected", topic=msg.topic, bytes=len(msg.payload), error=str(exc))
             client.ack(msg.mid, msg.qos)
+            return
+        except Exception as exc:  # StoreError, or a bug: either way not stored, so not acknowledged
+            self._halted = True
+            error = str(exc) if isinstance(exc, StoreError) else f"{type(exc).__name__}: {exc}"
+            with self._lock:
+                self.store_faults += 1
+            if self.store_error != error:
+                log.error("store_failed", topic=msg.topic, error=error, acknowledged=False)
+            self.store_error = error
+            self._kick.set()
             return
         client.ack(msg.mid, msg.qos)
         with self._lock:
