@@ -440,7 +440,7 @@ class SqlStore:
             ids = self._candidates(q, drive, words.get(drive, [drive]), narrow, dev)
             rows = q.all("SELECT s.id, s.text, s.first_version, s.added_ts, l.id, l.title, d.name FROM spans s"
                          " JOIN lessons l ON l.id = s.lesson_id JOIN devices d ON d.id = s.device_id"
-                         f" WHERE s.id IN ({', '.join('?' for _ in ids)})", *ids) if ids else []
+                         f" WHERE s.id {self._in(len(ids))}", *self._in_args(ids)) if ids else []
         rank = {sid: k for k, sid in enumerate(ids)}
         hits = []
         for sid, text, first, added, lid, title, name in rows:
@@ -564,6 +564,13 @@ class SqlStore:
 
     def _after_bulk(self, q: Q) -> None:
         """After rows were inserted with their ids given (PostgreSQL moves its sequences on)."""
+
+    def _in(self, n: int) -> str:
+        """``IN`` over ``n`` values (PostgreSQL: ``= ANY`` of one array parameter)."""
+        return f"IN ({', '.join('?' for _ in range(n))})"
+
+    def _in_args(self, values: list[int]) -> list[Any]:
+        return values
 
     def _size(self) -> int:
         raise NotImplementedError

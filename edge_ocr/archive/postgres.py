@@ -56,6 +56,12 @@ class PostgresStore(SqlStore):
         for t in ("lessons", "versions", "spans"):
             q.run(f"SELECT setval(pg_get_serial_sequence('{t}', 'id'), (SELECT coalesce(max(id), 1) FROM {t}))")
 
+    def _in(self, n: int) -> str:
+        return "= ANY(?)"
+
+    def _in_args(self, values: list[int]) -> list[Any]:
+        return [values]
+
     def _size(self) -> int:
         with self._tx() as q:
             return int(q.one("SELECT pg_database_size(current_database())")[0])
