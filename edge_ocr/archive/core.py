@@ -291,6 +291,11 @@ class SqlStore:
         if not isinstance(lines, list) or not all(isinstance(x, dict) and isinstance(x.get("text"), str)
                                                    for x in lines):
             raise MessageError("page without lines (a list of objects with text)")
+        for k, x in enumerate(lines):
+            b = x.get("box")
+            if b is not None and not (isinstance(b, list) and len(b) >= 3 and all(
+                    isinstance(pt, list) and len(pt) == 2 and all(isinstance(c, int | float) for c in pt) for pt in b)):
+                raise MessageError(f"line {k}: box is not a polygon of [x, y] points")
         text = msg.get("text") if isinstance(msg.get("text"), str) else "\n".join(x["text"] for x in lines)
 
         def store(q: Q, dev: int, device: str, seq: int, ts: float, received_ts: float) -> None:

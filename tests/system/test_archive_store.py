@@ -129,6 +129,8 @@ def test_snapshot_before_its_page_and_bad_pictures(database):
         store.ingest("snapshot", bad, T0)
     with pytest.raises(MessageError, match="lines"):
         store.ingest("page", {"msg_id": uuid.uuid4().hex, "seq": 3, "device": DEVICE, "ts": T0}, T0)
+    with pytest.raises(MessageError, match="box"):
+        store.ingest("page", page(3, T0, "A") | {"lines": [{"text": "A", "box": [[0, 0]]}]}, T0)
     assert store.stats()["messages"] == 3  # nothing of the refused ones
     store.close()
 
