@@ -240,6 +240,24 @@ def test_opening_twice_migrates_once(database):
     b.close()
 
 
+def _open_close(url: str) -> None:
+    open_store(url, RULES).close()
+
+
+def test_two_processes_opening_a_new_database_migrate_it_once(database):
+    ctx = multiprocessing.get_context("spawn")
+    procs = [ctx.Process(target=_open_close, args=(database,)) for _ in range(3)]
+    for p in procs:
+        p.start()
+    for p in procs:
+        p.join(120)
+        assert p.exitcode == 0
+    store = open_store(database, RULES)
+    with store._tx() as q:
+        assert q.all("SELECT version, name FROM schema_version") == [(1, "0001_initial")]
+    store.close()
+
+
 def test_database_gone_is_a_store_error(tmp_path, postgres):
     with pytest.raises(StoreError, match="does not exist"):
         open_store(str(tmp_path / "no-such-folder" / "a.sqlite3"))
