@@ -151,3 +151,77 @@ def class_board() -> np.ndarray:
     """A board in its frame with :data:`CLASS_NOTES` in 28-px print (a line about 30 px tall:
     classroom handwriting's size in a 1080p frame)."""
     return in_frame(page(CLASS_NOTES, size=28))
+
+
+def table(rows: list[list[str]], size: int = 32, pad: int = 18, ruled: bool = True, gap: int = 0) -> np.ndarray:
+    """A printed table: ``rows`` of cells (the first row its heading), each column as wide as its
+    longest cell plus ``pad`` on each side (``gap`` more between columns), ruled cells or none."""
+    f = font(CJK, size)
+    widths = [max(int(f.getlength(r[c])) for r in rows) + 2 * pad + gap for c in range(len(rows[0]))]
+    rh, m = int(size * 1.9), 60
+    w, h = sum(widths) + 2 * m, rh * len(rows) + 2 * m
+    im = Image.new("RGB", (w, h), "white")
+    draw = ImageDraw.Draw(im)
+    for i, row in enumerate(rows):
+        x = m
+        for c, text in enumerate(row):
+            draw.text((x + pad, m + i * rh + (rh - size) // 2 - 4), text, font=f, fill=(20, 20, 20))
+            x += widths[c]
+    if ruled:
+        for x in [m, *(m + np.cumsum(widths))]:
+            draw.line([(int(x), m), (int(x), h - m)], fill=(0, 0, 0), width=2)
+        for i in range(len(rows) + 1):
+            draw.line([(m, m + i * rh), (w - m, m + i * rh)], fill=(0, 0, 0), width=2)
+    return cv2.cvtColor(np.asarray(im), cv2.COLOR_RGB2BGR)
+
+
+def grid_paper(rows: list[str], cell: int = 64, colour: tuple[int, int, int] = (200, 60, 60), margin: int = 50,
+               columns: int | None = None) -> np.ndarray:
+    """An exercise book's 田字格: rows of abutting square cells, each with a dashed cross, one
+    Chinese character in each cell from the left (a row as long as ``columns`` fills its last cell)."""
+    f = font(CJK, int(cell * 0.7))
+    n = columns or max(len(r) for r in rows)
+    w, h = 2 * margin + n * cell, 2 * margin + len(rows) * cell
+    im = Image.new("RGB", (w, h), "white")
+    draw = ImageDraw.Draw(im)
+    for i, row in enumerate(rows):
+        y = margin + i * cell
+        for j in range(n):
+            x = margin + j * cell
+            draw.rectangle([x, y, x + cell, y + cell], outline=colour, width=2)
+            for k in range(0, cell, 8):
+                draw.line([(x + k, y + cell // 2), (x + k + 4, y + cell // 2)], fill=colour, width=1)
+                draw.line([(x + cell // 2, y + k), (x + cell // 2, y + k + 4)], fill=colour, width=1)
+        for j, ch in enumerate(row):
+            draw.text((margin + j * cell + cell * 0.15, y + cell * 0.08), ch, font=f, fill=(20, 20, 20))
+    return cv2.cvtColor(np.asarray(im), cv2.COLOR_RGB2BGR)
+
+
+def diagram(kind: str, width: int = 1200, height: int = 800, stroke: int = 5) -> np.ndarray:
+    """A white board with a drawing and no text: ``kind`` is "shapes" (circle, triangle, box),
+    "arrows" (arrows between circles), "axes" (x and y axes with ticks and arrowheads) or
+    "numberline" (a number line with ticks)."""
+    img = np.full((height, width, 3), 255, np.uint8)
+    ink = (30, 30, 30)
+    if kind == "shapes":
+        cv2.circle(img, (250, 400), 130, ink, stroke, cv2.LINE_AA)
+        cv2.polylines(img, [np.int32([[480, 520], [720, 520], [600, 260]])], True, ink, stroke, cv2.LINE_AA)
+        cv2.rectangle(img, (820, 280), (1080, 520), ink, stroke, cv2.LINE_AA)
+    elif kind == "arrows":
+        for x in (200, 600, 1000):
+            cv2.circle(img, (x, 400), 110, ink, stroke, cv2.LINE_AA)
+        for x in (320, 720):
+            cv2.arrowedLine(img, (x, 400), (x + 160, 400), ink, stroke, cv2.LINE_AA, tipLength=0.2)
+    elif kind == "axes":
+        cv2.arrowedLine(img, (150, 650), (1100, 650), ink, stroke, cv2.LINE_AA, tipLength=0.03)
+        cv2.arrowedLine(img, (150, 650), (150, 100), ink, stroke, cv2.LINE_AA, tipLength=0.05)
+        for k in range(1, 9):
+            cv2.line(img, (150 + k * 110, 635), (150 + k * 110, 665), ink, stroke - 1, cv2.LINE_AA)
+            cv2.line(img, (135, 650 - k * 60), (165, 650 - k * 60), ink, stroke - 1, cv2.LINE_AA)
+    elif kind == "numberline":
+        cv2.arrowedLine(img, (100, 400), (1100, 400), ink, stroke, cv2.LINE_AA, tipLength=0.03)
+        for x in range(150, 1100, 100):
+            cv2.line(img, (x, 385), (x, 415), ink, stroke - 1, cv2.LINE_AA)
+    else:
+        raise ValueError(f"no such diagram: {kind}")
+    return img

@@ -144,12 +144,15 @@ LONG_RULE = 0.4
 
 
 def long_rules(rules: np.ndarray, frac: float = LONG_RULE) -> np.ndarray:
-    """The connected parts of a rule mask that span ``frac`` of its width or height."""
-    n, labels, stats, _ = cv2.connectedComponentsWithStats(rules, 8, cv2.CV_32S)
+    """The connected parts of a rule mask that span ``frac`` of its width or height; gaps of a few
+    pixels along a rule do not cut it (a number line's ticks cut the axis in rule_mask)."""
+    joined = cv2.bitwise_or(cv2.morphologyEx(rules, cv2.MORPH_CLOSE, np.ones((1, 9), np.uint8)),
+                            cv2.morphologyEx(rules, cv2.MORPH_CLOSE, np.ones((9, 1), np.uint8)))
+    n, labels, stats, _ = cv2.connectedComponentsWithStats(joined, 8, cv2.CV_32S)
     h, w = rules.shape
     keep = np.zeros(n, bool)
     keep[1:] = (stats[1:, cv2.CC_STAT_WIDTH] >= frac * w) | (stats[1:, cv2.CC_STAT_HEIGHT] >= frac * h)
-    return (keep[labels] * 255).astype(np.uint8)
+    return cv2.bitwise_and(rules, (keep[labels] * 255).astype(np.uint8))
 
 
 def parallel_rules(rules: np.ndarray, frac: float = LONG_RULE) -> int:

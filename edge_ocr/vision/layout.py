@@ -31,7 +31,7 @@ MAX_SLANT = 10.0  # degrees between the two boxes' directions
 MAX_RATIO = 1.6  # largest ratio of the two boxes' heights
 SPECK = 0.6  # a line shorter than this many median line heights is not text
 OVERLAP = 0.5  # boxes sharing more than this of the smaller one are one line
-SQUARE = 1.3  # a box whose sides differ by less than this ratio is read horizontally
+SQUARE = 2.2  # a box less than this many times as long as wide is read horizontally (a digit: 2.0)
 
 
 @dataclass
@@ -58,10 +58,11 @@ class TextLine:
 def _axis(rect: tuple) -> tuple[np.ndarray, float, float, bool]:
     """(unit direction of the long side pointing right/down, long, short, vertical).
 
-    A box about as tall as wide (within ``SQUARE``) has no direction of its own: it is taken
-    along its more horizontal side, as a word or a table cell's number is written. Taken by its
-    slightly longer side, a column of scores ("88" over "92" over "75") was joined into one
-    vertical line that is nowhere on the page (issue 27)."""
+    A box less than ``SQUARE`` times as long as wide (one or two characters; a column of
+    vertical writing is longer) has no direction of its own: it is taken along its more
+    horizontal side, as a word or a table cell's number is written. Taken by its longer side, a
+    column of scores ("88" over "92" over "75", or single digits) was joined into one vertical
+    line that is nowhere on the page (issue 27)."""
     (w, h), angle = rect[1], math.radians(rect[2])
     u = np.array([math.cos(angle), math.sin(angle)])
     if max(w, h) < SQUARE * min(w, h):
@@ -135,11 +136,13 @@ def group_lines(boxes: list[TextBox], gap: float = GAP, across: float = ACROSS,
 
 def drop_specks(lines: list[TextLine], fraction: float = SPECK) -> list[TextLine]:
     """Lines shorter than ``fraction`` of the page's median line height: a stroke's tip, a dot
-    of a magnet, the edge of a hand — smaller than one character of the page's writing."""
+    of a magnet, the edge of a hand — smaller than one character of the page's writing. Judged
+    by the box's longer side: a lone narrow digit in a table cell ('5', '1') is short along its
+    line but a character tall."""
     if len(lines) < 2:
         return lines
     typical = float(np.median([ln.thickness for ln in lines]))
-    return [ln for ln in lines if ln.length >= fraction * typical]
+    return [ln for ln in lines if max(ln.length, ln.thickness) >= fraction * typical]
 
 
 def order_lines(lines: list[TextLine], vertical_rtl: bool = True) -> list[TextLine]:
