@@ -319,3 +319,19 @@ def test_bombs_leave_a_real_servers_memory_alone(tmp_path: Path) -> None:
     finally:
         server.terminate()
         server.wait(30)
+
+
+def test_a_drawing_without_text_is_said_as_such(api: Api) -> None:
+    """A board with only a diagram (issue 27: a circle was published as 'G' at 0.978): no lines,
+    text_found false and a notice, in the documented shape; a board with text says text_found."""
+    from tests.render import diagram
+
+    spec = json.loads(OPENAPI.read_text())
+    schema = {"$ref": "#/components/schemas/OcrResult", "components": spec["components"]}
+    status, doc, _ = call(api.cfg.port, "POST", "/api/ocr", *multipart(_png(diagram("shapes")), "diagram.png"))
+    assert status == 200 and doc["lines"] == [] and doc["text"] == "", doc
+    assert doc["text_found"] is False and "no text found" in doc["notice"], doc
+    jsonschema.validate(doc, schema)
+    status, doc, _ = call(api.cfg.port, "POST", "/api/ocr", *multipart(_png(edited_board(BOARD_AFTER)), "b.png"))
+    assert status == 200 and doc["text_found"] is True and "notice" not in doc, doc
+    jsonschema.validate(doc, schema)

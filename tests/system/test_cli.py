@@ -91,3 +91,18 @@ def test_every_page_of_a_multi_page_tiff_is_read(tmp_path: Path) -> None:
     assert [(row["file"], row["page"]) for row in rows] == [(str(scan), 1), (str(scan), 2)]
     assert [[comparable(ln["text"]) for ln in row["lines"]] for row in rows] == \
         [[comparable(t) for t in lines] for lines in pages]
+
+
+def test_an_image_without_text_is_said_as_such(tmp_path: Path) -> None:
+    """A drawing with no text: the CLI says 'no text found' rather than an empty success, and
+    --json carries text_found false."""
+    import cv2
+
+    from tests.render import diagram
+
+    path = tmp_path / "diagram.png"
+    cv2.imwrite(str(path), diagram("arrows"))
+    r = _run("recognize", str(path))
+    assert r.returncode == 0 and "0 lines" in r.stdout and "no text found" in r.stdout, r.stdout
+    doc = json.loads(_run("recognize", "--json", str(path)).stdout)
+    assert doc["lines"][0]["text_found"] is False and doc["lines"][0]["lines"] == []
