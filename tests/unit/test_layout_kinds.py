@@ -5,7 +5,10 @@ a drawing stays."""
 
 from __future__ import annotations
 
+import json
+
 import cv2
+import jsonschema
 import numpy as np
 import pytest
 
@@ -14,9 +17,12 @@ from edge_ocr.page.build import build_reader
 from edge_ocr.page.diff import comparable
 from edge_ocr.page.reader import PageReader
 from edge_ocr.page.result import PageResult
+from edge_ocr.paths import ROOT
 from edge_ocr.vision import figures
 from tests import render
 from toolchain.scoring import edit_distance, page_cer, squash
+
+PAGE_SCHEMA = json.loads((ROOT / "schemas" / "page.schema.json").read_text(encoding="utf-8"))
 
 
 @pytest.fixture(scope="module")
@@ -94,7 +100,10 @@ def test_a_drawing_without_text_gives_no_text_and_says_so(reader: PageReader, ki
     for image in (render.diagram(kind), render.in_frame(render.diagram(kind))):
         page = read(reader, image)
         assert [ln.text for ln in page.lines] == [] and not page.text_found
-        assert page.to_dict()["text_found"] is False
+        message = {"msg_id": "0" * 32, "seq": 1, "device": "d", "ts": 0.0, "frame": {"seq": 1, "ts": 0.0},
+                   **page.to_dict()}  # as the daemon publishes it
+        jsonschema.validate(message, PAGE_SCHEMA)
+        assert message["text_found"] is False
 
 
 def test_text_beside_a_drawing_stays(reader: PageReader) -> None:
