@@ -89,14 +89,14 @@ class Stream:
 
 
 def _archive(port: int, database: str, state: Path, client_id: str = "archive-test", share: str = "",
-             log_name: str = "archive.log") -> subprocess.Popen:
+             **extra: str) -> subprocess.Popen:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("EDGE_OCR_", "NOTIFY_SOCKET", "WATCHDOG_"))}
     env.update({"EDGE_OCR_MQTT_HOST": "127.0.0.1", "EDGE_OCR_MQTT_PORT": str(port),
                 "EDGE_OCR_SERVICE_STATE_DIR": str(state), "EDGE_OCR_ARCHIVE_DATABASE": database,
                 "EDGE_OCR_ARCHIVE_CLIENT_ID": client_id, "EDGE_OCR_ARCHIVE_SHARE_GROUP": share,
-                "EDGE_OCR_ARCHIVE_HTTP_PORT": str(free_port())})
+                "EDGE_OCR_ARCHIVE_HTTP_PORT": str(free_port()), **extra})
     state.mkdir(parents=True, exist_ok=True)
-    log = (state / log_name).open("ab")
+    log = (state / "archive.log").open("ab")
     return subprocess.Popen([sys.executable, "-m", "edge_ocr", "archive"], env=env, cwd=ROOT, stdout=log,
                             stderr=subprocess.STDOUT)
 
@@ -298,3 +298,42 @@ def test_mqtt_311_only_broker_is_refused_with_a_clear_error(broker: Broker, tmp_
     log = (tmp_path / "archive" / "archive.log").read_text()
     assert rc == 2 and proxy.refused_v5 >= 1
     assert "event=mqtt_unsupported" in log and "needs MQTT 5" in log, log[-1000:]
+
+
+def test_health_and_metrics_count_what_was_stored_behind_the_token(broker: Broker, tmp_path: Path) -> None:
+    """``/health`` and ``/metrics`` say how many messages were stored (counted here against what
+    one device published), and answer only with the token when one is set."""
+    import urllib.error
+    import urllib.request
+
+    port = free_port()
+    proc = _archive(broker.port, str(tmp_path / "a.sqlite3"), tmp_path / "archive", EDGE_OCR_ARCHIVE_TOKEN="s3cret",
+                    EDGE_OCR_ARCHIVE_HTTP_PORT=str(port))
+    _subscribed(tmp_path / "archive")
+    device = Device("room-9", broker.port, tmp_path / "dev")
+    for _ in range(5):
+        device.write()
+    missing, twice, published = _settle([device], str(tmp_path / "a.sqlite3"))
+
+    def get(path: str, token: str | None) -> tuple[int, bytes]:
+        request = urllib.request.Request(f"http://127.0.0.1:{port}{path}",
+                                         headers={"Authorization": f"Bearer {token}"} if token else {})
+        try:
+            with urllib.request.urlopen(request, timeout=10) as r:
+                return r.status, r.read()
+        except urllib.error.HTTPError as exc:
+            return exc.code, exc.read()
+
+    status, body = get("/health", None)
+    assert status == 401 and get("/metrics", "wrong")[0] == 401
+    status, body = get("/health", "s3cret")
+    health = json.loads(body)
+    metrics = get("/metrics", "s3cret")[1].decode()
+    device.stop()
+    rc = _end(proc)
+    page_events = sum(1 for kind, _ in device.published if kind in ("page", "events"))
+    assert not missing and not twice and published == page_events
+    # The device's health and status messages are stored too: at least what it published as pages and events.
+    assert status == 200 and health["state"] == "ok" and health["stored"] >= page_events, health
+    assert health["engine"] == "sqlite" and health["lag_p95_s"] is not None
+    assert "edge_ocr_archive_stored_total" in metrics and rc == 0
