@@ -20,7 +20,7 @@ import numpy as np
 FIGURE_SPAN = 16.0  # a figure's smaller side is at least this many stroke widths
 FIGURE_CORNERS = 8  # its outline simplified to 2 % of its length has at most this many corners
 RULED = 0.5  # a line box with this share of its ink on long rules is a drawing (an axis, a tick on one)
-SUBSTANTIAL = 0.25  # components smaller than this share of the crop's height are specks, not judged
+SUBSTANTIAL = 0.1  # components smaller than this share of the crop's height are specks, not judged
 
 
 def ink_mask(crop: np.ndarray) -> np.ndarray:
