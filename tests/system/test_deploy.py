@@ -48,7 +48,8 @@ def test_staged_install_holds_what_the_unit_references(staged: Path) -> None:
     for f in ("models/ppocrv6_small_int8.tflite", "models/ppocrv6_small_int8.json", "models/ppocrv6_small.charset.txt",
               "models/crnn_zh_en_int8.tflite", "models/crnn_zh_en_int8.json", "models/charset_zh_en.txt",
               "models/crnn_student_zh_en_int8.tflite", "models/crnn_student_zh_en_int8.json",
-              "edge_ocr/http/web/index.html", "edge_ocr/http/openapi.json", "samples/board.mp4"):
+              "edge_ocr/http/web/index.html", "edge_ocr/http/openapi.json", "samples/board.mp4",
+              "edge_ocr/archive/web/index.html", "edge_ocr/archive/openapi.json"):
         assert (staged / "opt/edge-ocr" / f).is_file(), f
     cfg = (staged / "opt/edge-ocr/venv/pyvenv.cfg").read_text()
     assert "include-system-site-packages = true" in cfg, "the Pi's python3-picamera2 must be importable"
