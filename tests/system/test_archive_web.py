@@ -295,3 +295,21 @@ def test_a_failed_database_is_a_503_not_an_empty_answer(tmp_path: Path) -> None:
                 assert r.getheader("Retry-After") == "5"
     finally:
         store.close()
+
+
+def test_a_line_changed_in_place_is_one_change_in_the_exports(written_lesson: Store) -> None:
+    """Same box, other text (the teacher corrects 42 to 43): the timeline says changed, was …,
+    and does not list the old text as removed."""
+    corrected = "Homework: page 43, ex. 3-5"
+    board = V()[1]  # two lines: L0 and L1
+    first = lesson.KnownVersion(10, lesson.T0, [L0, L1], board.boxes, board.jpeg)
+    second = lesson.KnownVersion(20, lesson.T0 + 60, [L0, corrected], board.boxes, board.jpeg)
+    for v in (first, second):
+        assert written_lesson.ingest("page", lesson.page_message(v), v.ts)
+    for served in serve(written_lesson):
+        lesson_id = get(served, "/api/boards")[1]["boards"][0]["newest_lessons"][0]["id"]
+        text = get(served, f"/api/lessons/{lesson_id}/export.md")[1].decode()
+        timeline = text.split("## Timeline\n\n", 1)[1].strip().split("\n")
+        assert timeline == [f"- 08:00:00 + added: {L0}", f"- 08:00:00 + added: {L1}",
+                            f"- 08:01:00 ~ changed: {corrected} (was: {L1})"]
+        assert fenced_blocks(text) == [[L0, corrected]]
