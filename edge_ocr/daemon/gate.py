@@ -107,6 +107,7 @@ class Gate:
         self._still = np.zeros((rows, cols), np.int32)
         self._known = np.zeros((rows, cols), bool)  # cell has a clean state in the composite
         self._doubtful = np.zeros((rows, cols), bool)  # last copied under a blob there since the start
+        self._updated = np.zeros((rows, cols), bool)  # composite cells written since the last read
         self._moved = np.zeros((rows, cols), bool)  # something moved there since the gate began
         self._foreground = np.zeros((rows, cols), bool)
         self._blocked = np.zeros((rows, cols), bool)  # foreground grown by a cell
@@ -273,6 +274,7 @@ class Gate:
             ty, tx = slice(self._ys[r], self._ys[r] + CELL), slice(self._xs[col], self._xs[col] + CELL)
             self._model[ty, tx] = small[ty, tx]
         self._known |= cells
+        self._updated |= cells
 
     def board(self, frame: np.ndarray) -> np.ndarray:
         """What to read: the composite inside the board, the live ``frame`` outside it."""
@@ -308,7 +310,19 @@ class Gate:
     def accept(self) -> None:
         """What the last check gave was read: later changes are measured against it."""
         self._reference = None if self._model is None else self._model.copy()
+        if self._shape is not None:
+            self._updated[:] = False
         self._forced = False
+
+    def changed_boxes(self) -> list[tuple[int, int, int, int]] | None:
+        """Where the board that is read changed since the last read: frame-pixel rectangles
+        (x0, y0, x1, y1) of the composite cells written since (the rest of the composite is
+        the same, pixel for pixel); None when everything must be read (nothing read yet, a
+        forced read)."""
+        if self._shape is None or self._reference is None or self._forced:
+            return None
+        return [(int(self._frame_xs[c]), int(self._frame_ys[r]), int(self._frame_xs[c + 1]), int(self._frame_ys[r + 1]))
+                for r, c in zip(*np.nonzero(self._updated))]
 
     def force(self) -> None:
         """Read at the next frame whatever it shows (the capture-now command)."""

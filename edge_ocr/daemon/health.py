@@ -23,6 +23,10 @@ COUNTERS = {
     "frame_errors": ("frame_errors_total", "frames that could not be used (bad shape, type, size)"),
     "frames_blurred": ("frames_blurred_total", "frames read but not published: text too blurred to trust"),
     "reload_failures": ("reload_failures_total", "reloads refused for an invalid configuration (the old one kept)"),
+    "orientation_votes": ("orientation_votes_total", "votes on which way up the board is (line crops read "
+                          "each way); a fixed camera votes once per board"),
+    "partial_reads": ("partial_reads_total", "frames read where only the changed part of the board was "
+                      "detected again"),
 }
 
 

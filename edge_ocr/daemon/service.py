@@ -27,6 +27,7 @@ from edge_ocr.imageio import configure as configure_images
 from edge_ocr.log import Log, setup
 from edge_ocr.page.build import build_reader
 from edge_ocr.page.diff import reconcile_board
+from edge_ocr.page.incremental import BoardReader
 from edge_ocr.page.result import PageResult
 
 OCCLUSION_EVERY = 4  # frames between pages that only say hidden lines are in view again (2 s at 2 fps)
@@ -46,7 +47,7 @@ class Service:
         self._http_stop = threading.Event()
         self.watchdog = systemd.Watchdog()
         configure_images(cfg.image)  # the image limits of the folder source and the API
-        self.reader = build_reader(cfg)
+        self.reader = BoardReader(build_reader(cfg))  # reads only where the board changed
         self.gate = Gate(cfg.gate, self.reader.fixed_region)
         self.health = Health(cfg.device.id, self.reader.recognizer.contract.id)
         self.health.sources.append(self.gate)
@@ -112,7 +113,7 @@ class Service:
     def _use_readers(self, cfg: Config) -> None:
         """New readers from ``cfg`` for the loop and for the API (its own: interpreters are not
         thread-safe), and the model health names: a reload reaches every reader."""
-        self.reader = build_reader(cfg)
+        self.reader = BoardReader(build_reader(cfg))
         self.health.model = self.reader.recognizer.contract.id
         if self.api is not None:
             self.api.use_reader(build_reader(cfg))
@@ -194,13 +195,16 @@ class Service:
                       change=round(decision.change, 5), occluded=round(decision.occluded, 3))
             return
         try:
-            page = self.reader.read(decision.board)
+            votes, partial = self.reader.votes, self.reader.partial_reads
+            page = self.reader.read_changes(decision.board, self.gate.changed_boxes())
         except ImageError as exc:
             self._bad_frame(str(exc), seq)
             return
         self.gate.accept()  # a blurred board too: read again once it changes, not every frame
         cached = sum(ln.cached for ln in page.lines)
         self.health.count("frames_recognised")
+        self.health.count("orientation_votes", self.reader.votes - votes)
+        self.health.count("partial_reads", self.reader.partial_reads - partial)
         self.health.count("lines_cached", cached)
         self.health.count("lines_recognised", len(page.lines) - cached)
         self.health.recognise_ms.observe(page.timings_ms["total"])

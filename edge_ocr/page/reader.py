@@ -31,6 +31,9 @@ from edge_ocr.vision.surface import ANALYSIS_SIDE, Surface, frame_quad, locate_s
 
 ORIENTATION_SAMPLE = 5  # lines read each way up to decide how the page is turned
 ORIENTATION_SURE = 0.85  # mean character confidence that ends the vote (dev pages: same turns, same CER)
+# A fixed camera's turn, once voted, is kept while its own score (the vote's, at that turn only)
+# stays at or above this: read the wrong way up, few characters come out and those unsure.
+ORIENTATION_KEEP = 0.5
 # One or two characters are clutter unless read surely and at about the page's line height: a
 # diagram's stroke ends are read as '20', '2', '口' at confidences up to 0.78, and the nested
 # boxes of a drawing as a '1' at 0.9 in a box four lines tall (tests/unit/test_detector.py). Chosen
@@ -92,6 +95,11 @@ class PageReader:
         self._quad: np.ndarray | None = None
         self._made: set[int] = set()
         self._turn: int | None = None  # the last page's quarter turns: tried first on the next frame
+        # A fixed camera (the daemon): the turn is voted once per surface (quad and frame size),
+        # then kept until its score clearly disagrees; ``votes`` counts the votes run.
+        self.fixed_camera = False
+        self._turn_key: bytes | None = None
+        self.votes = 0
         self.cache: LineCache[LineResult] = LineCache(cache_size)
 
     def reset(self) -> None:
@@ -99,6 +107,7 @@ class PageReader:
         that is not the next frame of the same camera (an upload, another file)."""
         self._quad = None
         self._turn = None
+        self._turn_key = None
         self.cache.clear()
 
     def read(self, frame: np.ndarray, debug: dict[str, np.ndarray] | None = None, layout: str = "auto") -> PageResult:
@@ -225,38 +234,50 @@ class PageReader:
         crop = crop_quad(ink, box)
         return column_to_row(crop) if vertical else crop
 
+    @staticmethod
+    def _layout(found: list, k: int, size: tuple[int, int]) -> list[TextLine]:
+        """``found`` boxes (surface pixels, surface of ``size`` (w, h)) grouped into lines in the
+        reading order of the page turned by ``k`` quarter turns; quads back in surface pixels."""
+        turned = [type(b)(rotate_points(b.quad, k, size), b.score) for b in found]
+        lines = order_lines(drop_specks(group_lines(turned)))
+        for ln in lines:
+            ln.quad = unrotate_points(ln.quad, k, size)
+        return lines
+
+    def _score(self, ink: np.ndarray, surface: Surface, lines: list[TextLine]) -> float:
+        """The vote's score for ``lines`` laid out one way up: mean character confidence over a
+        few long lines, times the share of the characters expected (read the wrong way, few come
+        out and those few are unsure). Through the cache: the chosen way's crops are the page's
+        own (recognised once), and on an unchanged board every way's crops are hits."""
+        sample = sorted(lines, key=lambda ln: -ln.length)[:ORIENTATION_SAMPLE]
+        crops = [self._crop(ink, surface.points_to_frame(ln.quad), ln.vertical) for ln in sample]
+        chars = [c for r in self._recognize(crops) for c in r.char_confidences]
+        return float(np.sum(chars)) / max(len(chars), 1) * min(1.0, len(chars) / (2.0 * max(1, len(sample))))
+
     def _orient(self, ink: np.ndarray, surface: Surface, found: list) -> tuple[list[TextLine], int]:
         """Lines in reading order (quads in surface pixels, corners in upright text order) and
-        the page's quarter turns ``k`` (see ``edge_ocr.vision.orientation``)."""
+        the page's quarter turns ``k`` (see ``edge_ocr.vision.orientation``). A ``fixed_camera``
+        keeps the turn voted for this surface while it reads at least ``ORIENTATION_KEEP``."""
         size = (surface.image.shape[1], surface.image.shape[0])
-
-        def layout(k: int) -> list[TextLine]:
-            turned = [type(b)(rotate_points(b.quad, k, size), b.score) for b in found]
-            lines = order_lines(drop_specks(group_lines(turned)))
-            for ln in lines:
-                ln.quad = unrotate_points(ln.quad, k, size)
-            return lines
-
         if not found:
             return [], 0
+        key = np.asarray(surface.quad, np.float32).tobytes() + repr(ink.shape).encode()
+        if self.fixed_camera and self._turn is not None and key == self._turn_key:
+            lines = self._layout(found, self._turn, size)
+            if self._score(ink, surface, lines) >= ORIENTATION_KEEP:
+                return lines, self._turn
+        self.votes += 1
         tall = sum(max(b.size) for b in found if b.size[1] > 1.3 * b.size[0])
         wide = sum(max(b.size) for b in found if b.size[0] >= 1.3 * b.size[1])
         candidates = sorted((1, 3, 0) if tall > wide else (0, 2), key=lambda k: k != self._turn)
         options: dict[int, list[TextLine]] = {}
         best_k, best = candidates[0], -1.0
         for k in candidates:
-            lines = options[k] = layout(k)
-            # The vote: mean character confidence over a few long lines read this way up. Read
-            # the wrong way, few characters come out and those few are unsure.
-            sample = sorted(lines, key=lambda ln: -ln.length)[:ORIENTATION_SAMPLE]
-            crops = [self._crop(ink, surface.points_to_frame(ln.quad), ln.vertical) for ln in sample]
-            # Through the cache: the chosen way's crops are the page's own (recognised once), and
-            # on an unchanged board every way's crops are hits.
-            chars = [c for r in self._recognize(crops) for c in r.char_confidences]
-            score = float(np.sum(chars)) / max(len(chars), 1) * min(1.0, len(chars) / (2.0 * max(1, len(sample))))
+            lines = options[k] = self._layout(found, k, size)
+            score = self._score(ink, surface, lines)
             if score > best + 0.02:
                 best_k, best = k, score
             if best >= ORIENTATION_SURE:
                 break  # the last page's way up (tried first) reads surely: a camera does not turn
-        self._turn = best_k
+        self._turn, self._turn_key = best_k, key
         return options[best_k], best_k
