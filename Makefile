@@ -10,7 +10,7 @@ APT_CONVERT := fonts-noto-cjk fonts-wqy-zenhei fonts-wqy-microhei fonts-arphic-u
 	fonts-humor-sans fonts-breip fonts-femkeklaver fonts-kristi fonts-rufscript fonts-comic-neue \
 	fonts-dejavu-core fonts-liberation2 fonts-smiley-sans fortunes-zh fortunes fortunes-min wamerican
 
-.PHONY: fresh-check test-torch test-unit test-system student student-pack student-joint student-joint-export finetune import-ppocr import-det distill-det bench-pages bench-scale bench-scale-cv run deps-runtime deps-test install uninstall arm64-check soak bench bench-accuracy test test-runtime test-toolchain lint model data train export evaluate samples lm lm-tune bench bench-vision bench-archive clean
+.PHONY: fresh-check test-torch test-unit test-system student student-pack student-joint student-joint-export finetune import-ppocr import-det distill-det bench-pages bench-scale bench-scale-cv run deps-runtime deps-test install uninstall arm64-check soak bench bench-accuracy test test-runtime test-toolchain lint model data train export evaluate samples lm lm-tune bench bench-vision bench-archive bench-daemon clean
 
 # Install the Debian packages in $(1) that are missing, when root (idempotent, quiet when done);
 # when not root and some are missing, stop and name them: a test or `make run` would fail later.
@@ -274,6 +274,11 @@ $(CVENV)/.import: requirements/import.txt | $(CVENV)/.done
 
 bench-vision: $(CVENV)/.done
 	$(CPY) -m toolchain.bench.vision --count 100 --report reports/vision.md
+
+# What one change on a board costs the daemon (15 and 40 lines, 1080p, 1 thread) against a full
+# re-read in the same run; needs the dev set (docs/daemon.md, "Cost per change").
+bench-daemon: $(CVENV)/.done
+	$(CPY) -m toolchain.bench.daemon --repeats 3
 
 # The archive at school scale (docs/archive.md): 300 devices through mosquitto into `edge-ocr
 # archive` on SQLite and PostgreSQL, then search over 1 million lines. About 10 minutes.
