@@ -217,7 +217,7 @@ class OutboxConfig:
         _positive("outbox.max_messages", self.max_messages)
 
 
-SNAPSHOT_MIN_BYTES = 4096  # a board picture at its smallest (320 px, quality 30) rarely fits in less
+SNAPSHOT_MIN_BYTES = 4096  # the sample board at 320 px, quality 30 needs about 3 KB
 SNAPSHOT_BYTES = 98_304  # 96 KiB: a 1280-px board at quality 80 fits, with room to spare
 
 

@@ -180,6 +180,7 @@ class Lesson:
         self.erased: int | None = None  # the line erased, once it is
         self.cleared_at: int | None = None  # the first frame its place is in view after the erase
         self.last_seen = 0  # the last frame with the person in view
+        self.people: list[tuple[float | None, tuple[float, float] | None]] = []  # per frame: (x, arm_to)
 
     def board(self) -> np.ndarray:
         shown = np.zeros(self.photo.shape[:2], np.uint8)
@@ -191,6 +192,7 @@ class Lesson:
     def frame(self, x: float | None = None, arm_to: tuple[float, float] | None = None) -> None:
         """One frame of the board as it is, with the person at ``x`` (None: not in the frame)."""
         self.frames += 1
+        self.people.append((x, arm_to))
         image = self.board()
         mask = person_mask(image.shape, x, arm_to) if x is not None else np.zeros(image.shape[:2], np.uint8)
         image = with_person(image, mask, self.look)
