@@ -84,7 +84,7 @@ def main() -> int:
             left = db.execute("SELECT count(*) FROM messages").fetchone()[0]
 
         def seqs() -> list[int]:
-            return [d["seq"] for d in sub.json("/page") + sub.json("/events")]
+            return [d["seq"] for d in sub.json("/page") + sub.json("/events") + sub.json("/snapshot")]
 
         sub.wait_for(lambda: set(range(1, produced + 1)) <= set(seqs()), timeout=60)
         got = seqs()

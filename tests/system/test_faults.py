@@ -30,7 +30,7 @@ from tests.system.test_daemon import VIDEO, _daemon, _env
 
 
 def _seqs(sub: Subscriber) -> set[int]:
-    return {d["seq"] for d in sub.json("/page") + sub.json("/events")}
+    return {d["seq"] for d in sub.json("/page") + sub.json("/events") + sub.json("/snapshot")}
 
 
 def _produced(state: Path) -> int:
@@ -66,7 +66,7 @@ def test_daemon_sigkilled_ten_times_loses_nothing(broker: Broker, tmp_path: Path
         proc.send_signal(signal.SIGKILL)
         proc.wait()
     produced, missing = _drain(broker, sub, state, tmp_path)
-    received = sub.json("/page") + sub.json("/events")
+    received = sub.json("/page") + sub.json("/events") + sub.json("/snapshot")
     duplicates = len(received) - len({d["msg_id"] for d in received})
     print(f"daemon SIGKILLed 10×: produced {produced}, lost {len(missing)}, duplicates {duplicates}")
     assert produced >= 20 and not missing, sorted(missing)[:10]
@@ -148,12 +148,15 @@ def test_full_disk_is_a_fault_not_a_crash_and_recovers(broker: Broker, tmp_path:
     # refused it and then dropped would never get a number there. Each page line is 1 + events.
     made = [re.search(r"seq=(\S+) .*events=(\d+)", ln) for ln in out.splitlines() if "event=page " in ln]
     held = sum(1 + int(m.group(2)) for m in made if m and m.group(1) == "None")
-    received = {d["msg_id"] for d in sub.json("/page") + sub.json("/events")}
+    received = {d["msg_id"] for d in sub.json("/page") + sub.json("/events") + sub.json("/snapshot")}
+    # A snapshot is stored with its page (its log line says snapshot_bytes=), never kept in memory.
+    pictures = sum("snapshot_bytes=" in ln for ln in out.splitlines() if "event=page " in ln)
     sub.close()
     print(f"full disk: {len(made)} pages logged, {held} messages held in memory, {produced} numbered, "
           f"{len(received)} received")
     assert held > 0, "some messages waited in memory while the disk refused them"
-    assert len(received) == produced == sum(1 + int(m.group(2)) for m in made if m), "every message made was delivered"
+    assert len(received) == produced == sum(1 + int(m.group(2)) for m in made if m) + pictures, \
+        "every message made was delivered"
     assert "event=outbox_write_failed" in out and "event=outbox_recovered" in out
     assert proc.returncode == 0
 
