@@ -232,7 +232,7 @@ def run_engine(name: str, database: str, args: argparse.Namespace, work: Path) -
     store = open_store(database)
     try:
         t_fill = fill(store, args.lines)
-        searches = time_searches(store, args.runs)
+        searches = time_searches(store, args.runs) if args.lines else {}
         stats = store.stats()
     finally:
         store.close()
@@ -252,12 +252,14 @@ def report(results: list[dict], args: argparse.Namespace) -> str:
            "bytes/version | MB per board-day | search p50 / p95 ms (worst query) |",
            "|---|---|---|---|---|---|---|"]
     for r in results:
-        worst = max(r["searches"].items(), key=lambda kv: kv[1][1])
-        p50 = sorted(v[0] for v in r["searches"].values())[len(r["searches"]) // 2]
+        search = "not run (--lines 0)"
+        if r["searches"]:
+            worst = max(r["searches"].items(), key=lambda kv: kv[1][1])
+            p50 = sorted(v[0] for v in r["searches"].values())[len(r["searches"]) // 2]
+            search = f"{p50:.1f} / {worst[1][1]:.1f} ({worst[0]!r})"
         out.append(f"| {r['engine']} | {r['versions_real']} ({r['messages_real']}) | {r['lag_p50_s']:.3f} / "
                    f"{r['lag_p95_s']:.3f} | {r['rate_msgs_s']:.0f} ({r['rate_versions_s']:.0f}) | "
-                   f"{r['bytes_per_version']:,.0f} | {r['board_day_mb']:.0f} | {p50:.1f} / {worst[1][1]:.1f} "
-                   f"({worst[0]!r}) |")
+                   f"{r['bytes_per_version']:,.0f} | {r['board_day_mb']:.0f} | {search} |")
     out += ["", "Search per query (p50 / p95 ms, hits):", ""]
     for r in results:
         out.append(f"- {r['engine']}: " + "; ".join(f"{q!r} {a:.1f} / {b:.1f} ({n})"
@@ -271,7 +273,7 @@ def main() -> None:
     ap.add_argument("--every-s", type=float, default=30.0, help="seconds between a device's versions")
     ap.add_argument("--seconds", type=float, default=60.0, help="length of the real-time phase")
     ap.add_argument("--burst", type=int, default=3000, help="versions in the backlog phase")
-    ap.add_argument("--lines", type=int, default=1_000_000, help="lines bulk-stored before the searches")
+    ap.add_argument("--lines", type=int, default=1_000_000, help="lines bulk-stored before the searches; 0: none")
     ap.add_argument("--runs", type=int, default=20)
     ap.add_argument("--engines", default="sqlite,postgresql")
     ap.add_argument("--report", type=Path, default=None, help="also write the Markdown here")
