@@ -107,10 +107,8 @@ class BoardReader(PageReader):
         margin = max(8.0, float(np.median(heights)) if heights else 0.0)
         view = _FullSurface(frame, quad, detected, surface) if detector.small_text else \
             _FullSurface(surface.image, frame_quad(surface.image), False, surface)  # one pass: the surface's pixels
-        spans = [[a - margin, b + margin] for a, b in spans]
-        # Old lines in reach of the changes are detected again whole from the start: a band that
-        # must grow costs another detector run (at least one model tile, whatever the band's size).
         touched = [box for box in old if self._overlaps(box, spans, axis)]
+        spans = [[a - margin, b + margin] for a, b in spans]
         for _ in range(GROW_ROUNDS):
             # Every old line the changes touch, whole; old lines beside them stay as they were.
             spans = _merge([[max(0.0, a), min(extent, b)]
