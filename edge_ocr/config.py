@@ -154,6 +154,9 @@ class GateConfig:
     stable_frames: int = 2  # motionless frames in a row before a cell counts as clean
     change: float = 0.0003  # changed share of the board since the last read: about one new character
     absorb_frames: int = 40  # still frames after which a thick grey blob (not skin, not clothes) is board
+    # Detect again only in bands across the cells changed since the last read (edge_ocr/page/incremental.py);
+    # off: every read detects the whole board (bands lose a line's first letters behind a moving teacher)
+    partial_reads: bool = False
 
     def validate(self) -> None:
         _positive("gate.pixel_delta", self.pixel_delta)

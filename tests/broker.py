@@ -105,6 +105,11 @@ class Subscriber:
         with self.lock:
             return [json.loads(p) for t, p, _ in self.messages if t.endswith(suffix)]
 
+    def numbered(self) -> list[dict]:
+        """Every message the daemon numbers (``seq``, ``msg_id``) and keeps in its outbox: pages,
+        events and board snapshots (a snapshot takes the seq after its page's events)."""
+        return self.json("/page") + self.json("/events") + self.json("/snapshot")
+
     def raw(self, suffix: str) -> list[bytes]:
         with self.lock:
             return [p for t, p, _ in self.messages if t.endswith(suffix)]

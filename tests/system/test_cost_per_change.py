@@ -28,7 +28,7 @@ COUNT, MIDDLE = 15, 7
 
 def _service(tmp_path: Path) -> Service:
     env = {"EDGE_OCR_MQTT_ENABLED": "false", "EDGE_OCR_HTTP_ENABLED": "false",
-           "EDGE_OCR_SERVICE_STATE_DIR": str(tmp_path / "state")}
+           "EDGE_OCR_SERVICE_STATE_DIR": str(tmp_path / "state"), "EDGE_OCR_GATE_PARTIAL_READS": "true"}
     return Service(config_mod.load(None, environ=env))
 
 

@@ -157,9 +157,9 @@ def test_broker_killed_twenty_times_loses_nothing(broker: Broker, tmp_path: Path
     t.join(30)
     assert not t.is_alive()
     want = {d["msg_id"] for d in produced}
-    got = lambda: {d["msg_id"] for d in sub.json("/page") + sub.json("/events")}  # noqa: E731
+    got = lambda: {d["msg_id"] for d in sub.numbered()}  # noqa: E731
     assert sub.wait_for(lambda: want <= got(), timeout=30), f"lost {len(want - got())} of {len(want)}"
-    received = sub.json("/page") + sub.json("/events")
+    received = sub.numbered()
     sub.close()
     duplicates = len(received) - len({d["msg_id"] for d in received})
     print(f"broker killed 20×: produced {len(want)}, delivered {len(want & got())}, duplicates {duplicates}")
@@ -201,7 +201,7 @@ def test_daemon_sigkill_with_queued_messages_delivers_them_after_restart(tmp_pat
         empty = tmp_path / "no-new-frames"
         empty.mkdir()
         proc = _daemon(_env(port, state, EDGE_OCR_CAPTURE_SOURCE=str(empty)))
-        ok = sub.wait_for(lambda: waiting <= {d["msg_id"] for d in sub.json("/page") + sub.json("/events")}, 30)
+        ok = sub.wait_for(lambda: waiting <= {d["msg_id"] for d in sub.numbered()}, 30)
         proc.send_signal(signal.SIGTERM)
         out, _ = proc.communicate(timeout=30)
         sub.close()

@@ -30,7 +30,7 @@ from tests.system.test_daemon import VIDEO, _daemon, _env
 
 
 def _seqs(sub: Subscriber) -> set[int]:
-    return {d["seq"] for d in sub.json("/page") + sub.json("/events") + sub.json("/snapshot")}
+    return {d["seq"] for d in sub.numbered()}
 
 
 def _produced(state: Path) -> int:
@@ -66,7 +66,7 @@ def test_daemon_sigkilled_ten_times_loses_nothing(broker: Broker, tmp_path: Path
         proc.send_signal(signal.SIGKILL)
         proc.wait()
     produced, missing = _drain(broker, sub, state, tmp_path)
-    received = sub.json("/page") + sub.json("/events") + sub.json("/snapshot")
+    received = sub.numbered()
     duplicates = len(received) - len({d["msg_id"] for d in received})
     print(f"daemon SIGKILLed 10×: produced {produced}, lost {len(missing)}, duplicates {duplicates}")
     assert produced >= 20 and not missing, sorted(missing)[:10]
@@ -148,7 +148,7 @@ def test_full_disk_is_a_fault_not_a_crash_and_recovers(broker: Broker, tmp_path:
     # refused it and then dropped would never get a number there. Each page line is 1 + events.
     made = [re.search(r"seq=(\S+) .*events=(\d+)", ln) for ln in out.splitlines() if "event=page " in ln]
     held = sum(1 + int(m.group(2)) for m in made if m and m.group(1) == "None")
-    received = {d["msg_id"] for d in sub.json("/page") + sub.json("/events") + sub.json("/snapshot")}
+    received = {d["msg_id"] for d in sub.numbered()}
     # A snapshot is stored with its page (its log line says snapshot_bytes=), never kept in memory.
     pictures = sum("snapshot_bytes=" in ln for ln in out.splitlines() if "event=page " in ln)
     sub.close()
