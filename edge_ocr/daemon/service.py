@@ -196,7 +196,8 @@ class Service:
             return
         try:
             votes, partial = self.reader.votes, self.reader.partial_reads
-            page = self.reader.read_changes(decision.board, self.gate.changed_boxes() if self.cfg.gate.partial_reads else None)
+            changed = self.gate.changed_boxes() if self.cfg.gate.partial_reads else None
+            page = self.reader.read_changes(decision.board, changed)
         except ImageError as exc:
             self._bad_frame(str(exc), seq)
             return
