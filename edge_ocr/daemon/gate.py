@@ -47,6 +47,7 @@ THUMB_W = 320
 CELL = 10  # thumbnail pixels per cell side: 60 px of a 1080p frame, about a character
 PERSON_SHARE = 0.2  # share of a cell covered by a thick blob unlike the board: part of a person
 BLOB_KERNEL = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (7, 7))  # thinner than this is a stroke
+TAINT_KERNEL = np.ones((5, 5), np.uint8)  # cells within 2 of a person: a strand of hair, a thin arm
 DARK, SATURATED = 0.5, 60  # far darker: below half the board's grey; more saturated: 60 above it (of 255)
 EXPOSURE = 0.03  # a frame brighter or darker than the board model by more than this is rescaled to it
 NEAR_ALONG = 4  # cells along a line that must be settled before it is published: a word gap and more
@@ -107,6 +108,7 @@ class Gate:
         self._still = np.zeros((rows, cols), np.int32)
         self._known = np.zeros((rows, cols), bool)  # cell has a clean state in the composite
         self._doubtful = np.zeros((rows, cols), bool)  # last copied under a blob there since the start
+        self._tainted = np.zeros((rows, cols), bool)  # last copied with a person within TAINT cells
         self._updated = np.zeros((rows, cols), bool)  # composite cells written since the last read
         self._moved = np.zeros((rows, cols), bool)  # something moved there since the gate began
         self._foreground = np.zeros((rows, cols), bool)
@@ -198,6 +200,12 @@ class Gate:
         updated = clean & (~self._known | (differs > 0))
         self._update(frame, colour, small, updated)
         self._doubtful[updated] = exempt[updated]
+        # A cell copied beside a person may hold a strand of hair or a thin arm the cells missed:
+        # tainted, kept out of the snapshot, until it is clean with nobody near (what it holds
+        # then matches the board, or it was just copied again because it did not).
+        near = cv2.dilate(self._foreground.astype(np.uint8), TAINT_KERNEL).astype(bool)
+        self._tainted[updated] = near[updated]
+        self._tainted[clean & ~near] = False
         self._previous, self._previous_frame = small, frame
         cells = max(1, int(self._inside.sum()))
         motion = float((moving & self._inside).sum()) / cells
@@ -287,7 +295,8 @@ class Gate:
         outside the board) the board's background colour: nothing that stood in front of the
         board is in it (the daemon's snapshot). Filled too: cells last copied while a thick blob
         unlike the board covered them that had been there since the gate began (the dark
-        surround of a board, but also an arm held still over the first frames), grown by a cell.
+        surround of a board, but also an arm held still over the first frames), grown by a cell,
+        and cells last copied with a person within two cells (until clean with nobody near).
         None while no cell has been clean (a still photo read at once, a forced read before the
         board settled)."""
         if self.composite is None or self.background is None or not self._known.any():
@@ -295,7 +304,7 @@ class Gate:
         doubtful = cv2.dilate(self._doubtful.astype(np.uint8), np.ones((3, 3), np.uint8)).astype(bool)
         out = np.empty_like(self.composite)
         out[:] = self.background
-        return self._copy_cells(self._known & ~doubtful, out)
+        return self._copy_cells(self._known & ~doubtful & ~self._tainted, out)
 
     def _copy_cells(self, cells: np.ndarray, out: np.ndarray) -> np.ndarray:
         """``out`` with the composite's pixels copied in where the cell grid ``cells`` is set."""
