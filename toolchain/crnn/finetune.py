@@ -132,6 +132,9 @@ def main() -> None:
     ap.add_argument("--calib", type=int, default=200)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--curve", action="store_true",
+                    help="with --check: the float head's CER on the check lines 8 times in the run "
+                         "(history.csv, curve.png in the run folder), for choosing --steps on writers not reported")
     a = ap.parse_args()
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     t0 = time.time()
@@ -166,12 +169,18 @@ def main() -> None:
         line, text = renderer.sample()
         f, h, i, p = teacher.frames(line)
         items.append((f, h, i, p, text, 1, 1.0, False))
+    learnt = len(items)
+    if a.curve and held:  # measured along the way, never learnt: indices past the learnt items
+        from edge_ocr.recognition.preprocess import normalize_line
+
+        items += learn_items(teacher, [(n, t, normalize_line(i, rd.HEIGHT, multiple=rd.STRIDE, max_width=rd.MAX_WIDTH))
+                                       for n, t, i in held], 1, random.Random(a.seed))
     data = rd.Frames.from_items(items)
     weights, cfg = rd.load_head(base_head)
     model = rd.head(cfg)
     model.set_weights(weights)
-    rd.fit(model, data, np.arange(len(items)), np.array([], int), work, a.steps, a.lr, a.batch,
-           eval_every=max(1, a.steps // 4), seed=a.seed, warmup=min(50, a.steps // 10))
+    rd.fit(model, data, np.arange(learnt), np.arange(learnt, len(items)), work, a.steps, a.lr, a.batch,
+           eval_every=max(1, a.steps // (8 if a.curve else 4)), seed=a.seed, warmup=min(50, a.steps // 10))
     out = a.out / f"{a.name}_int8.tflite"
     rd.save_head(model.get_weights(), cfg, a.out / f"{a.name}.head.npz")
     rd.write_tflite(rd.student(model.get_weights(), cfg), out,

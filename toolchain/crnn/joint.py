@@ -28,6 +28,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import signal
 import time
 from pathlib import Path
 
@@ -584,8 +585,10 @@ def train(args: argparse.Namespace) -> None:
     (wall clock, evaluations excluded), resuming from ``OUT/last.npz``. Loss per line: the
     cross-entropy to the teacher's top classes per frame, plus CTC on the text of rendered lines
     (divided by the frames). Adam with a cosine over the run's time; the backbone at ``--lr-backbone``.
-    Writes ``history.csv``, ``last.npz`` at every evaluation and ``--snapshots`` checkpoints
-    ``t<minutes>.npz`` at even times of the run. Out of GPU memory, the batches halve."""
+    Writes ``history.csv``, ``last.npz`` (float16, for export) and ``resume.pt`` (float32 weights,
+    Adam's moments) at every evaluation and on SIGTERM/SIGINT, and ``--snapshots`` checkpoints
+    ``t<minutes>.npz`` at even times of the run. ``--minutes`` is the whole run's budget (the cosine
+    spans it): give the same value when resuming. Out of GPU memory, the batches halve."""
     import torch
 
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
@@ -632,6 +635,24 @@ def train(args: argparse.Namespace) -> None:
     for g in groups:
         g["peak"] = g["lr"]
     opt = torch.optim.Adam(groups)
+    exact = args.out / "resume.pt"  # float32 weights and Adam's moments: a resume that loses nothing
+    if exact.exists() and last.exists():
+        saved = torch.load(exact, map_location=device, weights_only=False)
+        if saved["state"]["step"] == state["step"]:
+            model.load_state_dict(saved["model"])
+            opt.load_state_dict(saved["opt"])
+            for g, peak in zip(opt.param_groups, (g["peak"] for g in groups)):
+                g["peak"] = peak
+    stop = []  # SIGTERM or SIGINT: finish the step, save, leave
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: stop.append(True))
+
+    def checkpoint() -> None:
+        save_checkpoint(model, cfg, state, last)
+        tmp = exact.with_suffix(".tmp")
+        torch.save({"model": model.state_dict(), "opt": opt.state_dict(), "state": dict(state)}, tmp)
+        tmp.rename(exact)
+
     budget = args.minutes * 60
     history = args.out / "history.csv"
     if not history.exists():
@@ -647,6 +668,11 @@ def train(args: argparse.Namespace) -> None:
     t0, s0 = time.time(), state["seconds"]
     while True:
         seconds = s0 + time.time() - t0
+        if stop:
+            state["seconds"] = seconds
+            checkpoint()
+            print(f"stopped: step {state['step']}, {seconds:.0f} s trained, saved to {last}", flush=True)
+            return
         if seconds >= budget:
             break
         frac = seconds / budget
@@ -685,7 +711,7 @@ def train(args: argparse.Namespace) -> None:
             print(f"step {state['step']} {seconds:.0f} s: loss {loss_row} {m} {rate:.0f} lines/s", flush=True)
             state["logged"], state["logged_s"] = state["step"], seconds
             sums, seen = torch.zeros(3, device=device), 0
-            save_checkpoint(model, cfg, state, last)
+            checkpoint()
             while snapshots and seconds >= snapshots[0]:
                 name = f"t{snapshots.pop(0) / 60:.1f}min.npz".replace(".", "_", 1)  # t6_5min.npz
                 save_checkpoint(model, cfg, state, args.out / name)

@@ -1,6 +1,6 @@
 """Fine-tuning on one writer's hand, measured on that writer's other pages (issue 30).
 
-    python -m toolchain.crnn.writers [--writers 3] [--counts 10 25 50 0] [--out build/writers]
+    python -m toolchain.crnn.writers [--writers 3] [--skip 0] [--counts 10 25 50 0] [--steps 400]
 
 For each of the ``--writers`` writers of ``../shared/handwriting-fr`` with the most lines (and
 at least two pages), the pages in order are split: the last pages holding at least a quarter of
@@ -9,6 +9,8 @@ what comes next). Each ``--counts`` entry fine-tunes the shipped student (``make
 :mod:`toolchain.crnn.finetune`, ``--check``) on the first that many lines of the learning pages
 (0: all of them); every model, the default recogniser too, is scored on the same check lines
 through the runtime's recogniser. One row per run is appended to ``--report`` as it finishes.
+Settings of the fine-tuning (``--steps``, ``--lr``) are chosen on writers the figures do not
+report: ``--skip 3`` takes the writers after the three measured ones.
 """
 
 from __future__ import annotations
@@ -63,6 +65,10 @@ def main() -> None:
     ap = parser(__doc__)
     ap.add_argument("--data", type=Path, default=HANDWRITING)
     ap.add_argument("--writers", type=int, default=3, help="writers with the most lines (two pages or more)")
+    ap.add_argument("--skip", type=int, default=0, help="leave out this many of the largest writers first")
+    ap.add_argument("--steps", type=int, default=400, help="fine-tuning steps (make finetune's default: 400)")
+    ap.add_argument("--lr", type=float, default=5e-4, help="fine-tuning learning rate (make finetune's default)")
+    ap.add_argument("--curve", action="store_true", help="the float head's check CER along each run")
     ap.add_argument("--counts", type=int, nargs="+", default=[0], help="lines learnt per run (0: all)")
     ap.add_argument("--out", type=Path, default=Path("build/writers"))
     ap.add_argument("--report", type=Path, default=Path("build/writers/report.md"))
@@ -71,12 +77,12 @@ def main() -> None:
     args = ap.parse_args()
     by_writer = writer_pages(args.data)
     chosen = sorted((w for w in by_writer if len(by_writer[w]) >= 2),
-                    key=lambda w: -sum(len(v) for v in by_writer[w].values()))[: args.writers]
+                    key=lambda w: -sum(len(v) for v in by_writer[w].values()))[args.skip: args.skip + args.writers]
     base = MODELS / f"{NAME}_int8.tflite"
     args.report.parent.mkdir(parents=True, exist_ok=True)
     if not args.report.exists():
-        args.report.write_text("| writer | learnt lines (pages) | check lines (pages) | student before | after | "
-                               "default | minutes |\n|---|---|---|---|---|---|---|\n", encoding="utf-8")
+        args.report.write_text("| writer | learnt lines (pages) | check lines (pages) | steps | lr | student before | "
+                               "after | default | minutes |\n|---|---|---|---|---|---|---|---|---|\n", encoding="utf-8")
     for writer in chosen:
         learn, check = split_pages(by_writer[writer])
         check_dir = write_folder(args.out / writer / "check", check, args.data)
@@ -86,16 +92,19 @@ def main() -> None:
               f"before {before:.4f}, default {default:.4f}", flush=True)
         for count in args.counts:
             rows = learn[:count] if count else learn
-            run = args.out / writer / f"n{len(rows)}"
+            run = args.out / writer / f"n{len(rows)}_s{args.steps}_lr{args.lr:g}"
             data = write_folder(run / "data", rows, args.data)
             t0 = time.time()
             subprocess.run([sys.executable, "-m", "toolchain.crnn.finetune", "--data", str(data), "--check",
-                            str(check_dir), "--out", str(run)], check=True)
+                            str(check_dir), "--out", str(run), "--steps", str(args.steps), "--lr", str(args.lr),
+                            *(["--curve"] if args.curve else [])],
+                           check=True)
             after = cer_of(run / f"{NAME}_finetuned_int8.tflite", held)["cer"]
             pages = len({r["page"] for r in rows})
             with args.report.open("a", encoding="utf-8") as f:
                 f.write(f"| {writer} | {len(rows)} ({pages}) | {len(check)} ({len({r['page'] for r in check})}) | "
-                        f"{before:.4f} | {after:.4f} | {default:.4f} | {(time.time() - t0) / 60:.1f} |\n")
+                        f"{args.steps} | {args.lr:g} | {before:.4f} | {after:.4f} | {default:.4f} | "
+                        f"{(time.time() - t0) / 60:.1f} |\n")
             print(f"{writer}, {len(rows)} lines learnt: {before:.4f} → {after:.4f} (default {default:.4f})", flush=True)
 
 
