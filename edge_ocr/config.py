@@ -342,6 +342,8 @@ class ServiceConfig:
             raise ConfigError(f"service.drain_timeout_s: must be ≥ 0, got {self.drain_timeout_s}")
 
 
+ARCHIVE_MIN_MESSAGE_BYTES = 131_072  # mqtt.max_message_bytes' default: what a device sends at most
+
 WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 PERIOD_KEYS = {"name", "weekdays", "start", "end", "devices"}
 
@@ -356,6 +358,8 @@ class ArchiveConfig:
     client_id: str = ""  # the persistent session's name: keep it stable; default: edge-ocr-archive-<host>
     session_expiry_s: int = 604_800  # how long the broker queues messages for an archive that is away
     share_group: str = ""  # several archives sharing the load: $share/<group>/…; empty: a plain subscription
+    # Larger messages are refused (acknowledged, counted, logged): a device sends at most mqtt.max_message_bytes
+    max_message_bytes: int = 1_048_576
     keep_days: float = 0.0  # lessons that ended longer ago are removed; 0: keep forever
     prune_every_min: float = 60.0  # how often old lessons are removed (when keep_days > 0)
     inactivity_min: float = 30.0  # a lesson ends after this long without a version (outside the timetable)
@@ -375,6 +379,9 @@ class ArchiveConfig:
                               f"got {self.client_id!r}")
         if self.base_topic:
             _topic_levels("archive.base_topic", self.base_topic)
+        if self.max_message_bytes < ARCHIVE_MIN_MESSAGE_BYTES:
+            raise ConfigError(f"archive.max_message_bytes: at least {ARCHIVE_MIN_MESSAGE_BYTES} (a device's "
+                              f"default largest message), got {self.max_message_bytes}")
         if self.share_group and (any(c in self.share_group for c in "/+#$") or not self.share_group.isprintable()):
             raise ConfigError(f"archive.share_group: one topic level without '/', '+', '#', '$', got "
                               f"{self.share_group!r}")

@@ -13,15 +13,17 @@ import json
 import signal
 import threading
 import time
+from pathlib import Path
 from typing import Any
 
 import bottle
 
 from edge_ocr.archive.store import LessonRules, Period, Store, StoreError, open_store
 from edge_ocr.archive.subscriber import Subscriber
-from edge_ocr.archive.web import bearer_ok, make_app
+from edge_ocr.archive.web import make_app
 from edge_ocr.config import Config
 from edge_ocr.daemon import systemd
+from edge_ocr.http.auth import bearer_ok
 from edge_ocr.http.prometheus import render
 from edge_ocr.log import Log
 
@@ -49,6 +51,8 @@ class ArchiveService:
         self.started = time.time()
         self.pruned_at: float | None = None
         self.prune_error: str | None = None
+        if not cfg.archive.database:  # the default file in the state directory, made as the daemon makes it
+            Path(cfg.service.state_dir).mkdir(parents=True, exist_ok=True)
         self.store: Store = open_store(cfg.archive_database, lesson_rules(cfg))
         self.subscriber = Subscriber(cfg.mqtt, cfg.archive, cfg.archive_topic, self.store, self.watchdog.progress)
         self.web = make_app(self.store, cfg.archive.http(), cfg.archive.timezone)

@@ -52,10 +52,14 @@ def topics(base: str, share_group: str = "") -> list[str]:
     return [f"{prefix}{base.rstrip('/')}/+/{kind}" for kind in KINDS]
 
 
-def decode(base: str, topic: str, payload: bytes) -> tuple[str, dict[str, Any]]:
+def decode(base: str, topic: str, payload: bytes, max_bytes: int = 0) -> tuple[str, dict[str, Any]]:
     """(kind, message) from a topic under ``base`` and its payload. ``status`` is plain text
     (``online``/``offline``), the others JSON objects; ``device`` comes from the topic when the
-    message has none. Raises ValueError (with the reason) for anything else."""
+    message has none. Raises ValueError (with the reason) for anything else, and for a payload
+    over ``max_bytes`` (0: no limit) before reading it: no device sends one, and storing it would
+    hold every message behind it."""
+    if max_bytes and len(payload) > max_bytes:
+        raise ValueError(f"{len(payload)} bytes: over archive.max_message_bytes ({max_bytes})")
     rest = topic[len(base.rstrip("/")) + 1:] if topic.startswith(base.rstrip("/") + "/") else ""
     device, _, kind = rest.partition("/")
     if not device or kind not in KINDS:
@@ -201,7 +205,7 @@ class Subscriber:
             return  # not acknowledged: the broker delivers it again after the client is renewed
         received = time.time()
         try:
-            kind, doc = decode(self.base, msg.topic, msg.payload)
+            kind, doc = decode(self.base, msg.topic, msg.payload, self.cfg.max_message_bytes)
             new = self.store.ingest(kind, doc, received)
         except ValueError as exc:
             with self._lock:

@@ -19,7 +19,6 @@ holds no data of its own: it asks for the token and sends it with each call.
 
 from __future__ import annotations
 
-import hmac
 import json
 import re
 import threading
@@ -33,6 +32,7 @@ from edge_ocr.archive import export
 from edge_ocr.archive.records import to_dict
 from edge_ocr.archive.store import Store, StoreError
 from edge_ocr.config import HttpConfig, is_loopback
+from edge_ocr.http.auth import bearer_ok
 from edge_ocr.log import Log
 
 WEB = Path(__file__).resolve().parent / "web"
@@ -52,11 +52,6 @@ class RequestError(Exception):
         super().__init__(message)
         self.status = status
 
-
-def bearer_ok(header: str, token: str) -> bool:
-    """Whether an ``Authorization`` header carries ``token``; constant-time, so a wrong token's
-    answer time says nothing about how much of it was right."""
-    return header.startswith("Bearer ") and hmac.compare_digest(header[7:].encode(), token.encode())
 
 
 def int_param(name: str, default: int, low: int, high: int) -> int:

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-import hmac
 import json
 import threading
 import time
@@ -34,6 +33,7 @@ import numpy as np
 
 from edge_ocr import options, rounding
 from edge_ocr.config import HttpConfig, is_loopback
+from edge_ocr.http.auth import bearer_ok
 from edge_ocr.http.prometheus import Histogram, Metric, render
 from edge_ocr.imageio import ImageError, ImageTooLargeError, decoded
 from edge_ocr.log import Log
@@ -113,8 +113,7 @@ class Api:
     def _authorised(self) -> bool:
         if not self.cfg.token:
             return True
-        given = bottle.request.get_header("Authorization", "")
-        return given.startswith("Bearer ") and hmac.compare_digest(given[7:].encode(), self.cfg.token.encode())
+        return bearer_ok(bottle.request.get_header("Authorization", ""), self.cfg.token)
 
     def _guarded(self, handler: Callable[..., object]) -> Callable[..., object]:
         """Token check and bad-input errors as JSON, around a route callback."""

@@ -337,3 +337,44 @@ def test_health_and_metrics_count_what_was_stored_behind_the_token(broker: Broke
     assert status == 200 and health["state"] == "ok" and health["stored"] >= page_events, health
     assert health["engine"] == "sqlite" and health["lag_p95_s"] is not None
     assert "edge_ocr_archive_stored_total" in metrics and rc == 0
+
+
+def test_an_oversized_or_huge_lined_message_holds_nothing_behind_it(broker: Broker, tmp_path: Path) -> None:
+    """Field report: one well-formed 12 MB page (a line of 2,000,000 characters) stalled the
+    archive for good, and again after every restart. A message over ``archive.max_message_bytes``
+    is refused (acknowledged, counted, logged); one just under it, a single line of 150,000 CJK
+    characters, is stored; the device's pages behind both are stored, and SIGTERM still exits 0."""
+    import uuid
+
+    import paho.mqtt.publish as publish
+
+    database = str(tmp_path / "a.sqlite3")
+    proc = _archive(broker.port, database, tmp_path / "archive")
+    _subscribed(tmp_path / "archive")
+    device = Device("room-8", broker.port, tmp_path / "dev")
+    device.write()
+    template = next(doc for kind, doc in device.published if kind == "page")
+
+    def page(text: str, seq: int) -> bytes:
+        doc = json.loads(json.dumps(template))
+        doc.update(msg_id=str(uuid.uuid4()), seq=seq, ts=time.time())
+        doc["lines"][0]["text"] = text
+        if "text" in doc:
+            doc["text"] = text
+        return json.dumps(doc, ensure_ascii=False).encode()
+
+    over, huge = page("光" * 400_000, 100), page("光合" * 75_000, 101)
+    assert len(over) > 1_048_576 > len(huge), (len(over), len(huge))
+    for payload in (over, huge):
+        publish.single("edge-ocr/room-8/page", payload, qos=1, hostname="127.0.0.1", port=broker.port)
+    for _ in range(4):
+        device.write()
+    missing, twice, _ = _settle([device], database, timeout=60)
+    versions = {r[0] for r in _query(database, "SELECT seq FROM versions")}
+    device.stop()
+    rc = _end(proc)
+    log = (tmp_path / "archive" / "archive.log").read_text()
+    assert not missing and not twice, (sorted(missing)[:5], twice)
+    assert 101 in versions and 100 not in versions, sorted(versions)
+    assert log.count("event=message_rejected") == 1 and "over archive.max_message_bytes" in log, log[-1500:]
+    assert rc == 0

@@ -32,3 +32,11 @@ def test_status_is_plain_text_and_the_device_comes_from_the_topic() -> None:
 def test_what_cannot_be_stored_is_refused_with_the_reason(topic: str, payload: bytes, why: str) -> None:
     with pytest.raises(ValueError, match=why):
         decode("edge-ocr", topic, payload)
+
+
+def test_a_message_over_the_limit_is_refused_before_it_is_read() -> None:
+    """No device sends more than mqtt.max_message_bytes; a larger one is refused by its size."""
+    payload = b'{"msg_id": "x", "seq": 4, "lines": []}'
+    assert decode("e", "e/room-1/page", payload, max_bytes=len(payload))[0] == "page"
+    with pytest.raises(ValueError, match=r"over archive\.max_message_bytes"):
+        decode("e", "e/room-1/page", payload, max_bytes=len(payload) - 1)

@@ -101,6 +101,7 @@ CASES = [
     ("[archive]\nclient_id = 'arch/1'\n", {}, "archive.client_id", "must not contain"),
     ("[archive]\nbase_topic = 'school/+'\n", {}, "archive.base_topic", "without '+', '#'"),
     ("[archive]\nshare_group = 'a/b'\n", {}, "archive.share_group", "one topic level"),
+    ("[archive]\nmax_message_bytes = 1000\n", {}, "archive.max_message_bytes", "at least 131072"),
     ("[archive]\nsession_expiry_s = 0\n", {}, "archive.session_expiry_s", "persistent session"),
     ("[archive]\nkeep_days = -1\n", {}, "archive.keep_days", "≥ 0"),
     ("[archive]\nprune_every_min = 0\n", {}, "archive.prune_every_min", "must be positive"),
