@@ -9,8 +9,8 @@ what comes next). Each ``--counts`` entry fine-tunes the shipped student (``make
 :mod:`toolchain.crnn.finetune`, ``--check``) on the first that many lines of the learning pages
 (0: all of them); every model, the default recogniser too, is scored on the same check lines
 through the runtime's recogniser. One row per run is appended to ``--report`` as it finishes.
-Settings of the fine-tuning (``--steps``, ``--lr``) are chosen on writers the figures do not
-report: ``--skip 3`` takes the writers after the three measured ones.
+Settings of the fine-tuning (``--steps``, ``--lr``, ``--replay``) are chosen on writers the
+figures do not report: ``--skip 3`` takes the writers after the three measured ones.
 """
 
 from __future__ import annotations
@@ -68,6 +68,7 @@ def main() -> None:
     ap.add_argument("--skip", type=int, default=0, help="leave out this many of the largest writers first")
     ap.add_argument("--steps", type=int, default=400, help="fine-tuning steps (make finetune's default: 400)")
     ap.add_argument("--lr", type=float, default=5e-4, help="fine-tuning learning rate (make finetune's default)")
+    ap.add_argument("--replay", type=int, default=400, help="rendered lines replayed (make finetune's default)")
     ap.add_argument("--curve", action="store_true", help="the float head's check CER along each run")
     ap.add_argument("--counts", type=int, nargs="+", default=[0], help="lines learnt per run (0: all)")
     ap.add_argument("--out", type=Path, default=Path("build/writers"))
@@ -81,8 +82,8 @@ def main() -> None:
     base = MODELS / f"{NAME}_int8.tflite"
     args.report.parent.mkdir(parents=True, exist_ok=True)
     if not args.report.exists():
-        args.report.write_text("| writer | learnt lines (pages) | check lines (pages) | steps | lr | student before | "
-                               "after | default | minutes |\n|---|---|---|---|---|---|---|---|---|\n", encoding="utf-8")
+        args.report.write_text("| writer | learnt lines (pages) | check lines (pages) | steps | lr | replay | "
+                               "student before | after | default | minutes |\n" + "|---" * 10 + "|\n", encoding="utf-8")
     for writer in chosen:
         learn, check = split_pages(by_writer[writer])
         check_dir = write_folder(args.out / writer / "check", check, args.data)
@@ -92,18 +93,19 @@ def main() -> None:
               f"before {before:.4f}, default {default:.4f}", flush=True)
         for count in args.counts:
             rows = learn[:count] if count else learn
-            run = args.out / writer / f"n{len(rows)}_s{args.steps}_lr{args.lr:g}"
+            run = args.out / writer / f"n{len(rows)}_s{args.steps}_lr{args.lr:g}_r{args.replay}"
             data = write_folder(run / "data", rows, args.data)
             t0 = time.time()
             subprocess.run([sys.executable, "-m", "toolchain.crnn.finetune", "--data", str(data), "--check",
                             str(check_dir), "--out", str(run), "--steps", str(args.steps), "--lr", str(args.lr),
+                            "--replay", str(args.replay),
                             *(["--curve"] if args.curve else [])],
                            check=True)
             after = cer_of(run / f"{NAME}_finetuned_int8.tflite", held)["cer"]
             pages = len({r["page"] for r in rows})
             with args.report.open("a", encoding="utf-8") as f:
                 f.write(f"| {writer} | {len(rows)} ({pages}) | {len(check)} ({len({r['page'] for r in check})}) | "
-                        f"{args.steps} | {args.lr:g} | {before:.4f} | {after:.4f} | {default:.4f} | "
+                        f"{args.steps} | {args.lr:g} | {args.replay} | {before:.4f} | {after:.4f} | {default:.4f} | "
                         f"{(time.time() - t0) / 60:.1f} |\n")
             print(f"{writer}, {len(rows)} lines learnt: {before:.4f} → {after:.4f} (default {default:.4f})", flush=True)
 
