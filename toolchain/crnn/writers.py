@@ -1,6 +1,6 @@
 """Fine-tuning on one writer's hand, measured on that writer's other pages (issue 30).
 
-    python -m toolchain.crnn.writers [--writers 3] [--skip 0] [--counts 10 25 50 0] [--steps 400]
+    python -m toolchain.crnn.writers [--writers 3] [--skip 0] [--counts 10 25 50 0] [--steps 2400]
 
 For each of the ``--writers`` writers of ``../shared/handwriting-fr`` with the most lines (and
 at least two pages), the pages in order are split: the last pages holding at least a quarter of
@@ -66,9 +66,9 @@ def main() -> None:
     ap.add_argument("--data", type=Path, default=HANDWRITING)
     ap.add_argument("--writers", type=int, default=3, help="writers with the most lines (two pages or more)")
     ap.add_argument("--skip", type=int, default=0, help="leave out this many of the largest writers first")
-    ap.add_argument("--steps", type=int, default=400, help="fine-tuning steps (make finetune's default: 400)")
+    ap.add_argument("--steps", type=int, default=2400, help="fine-tuning steps (make finetune's default)")
     ap.add_argument("--lr", type=float, default=5e-4, help="fine-tuning learning rate (make finetune's default)")
-    ap.add_argument("--replay", type=int, default=400, help="rendered lines replayed (make finetune's default)")
+    ap.add_argument("--replay", type=int, default=150, help="rendered lines replayed (make finetune's default)")
     ap.add_argument("--curve", action="store_true", help="the float head's check CER along each run")
     ap.add_argument("--counts", type=int, nargs="+", default=[0], help="lines learnt per run (0: all)")
     ap.add_argument("--out", type=Path, default=Path("build/writers"))
