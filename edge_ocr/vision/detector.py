@@ -33,6 +33,7 @@ import numpy as np
 from edge_ocr.model.contract import DetectorContract
 from edge_ocr.model.interpreter import TFLiteModel
 from edge_ocr.vision.db import DBParams, TextBox, boxes_from_probability
+from edge_ocr.vision.lines import crop_quad
 from edge_ocr.vision.surface import shrink
 
 MAX_ENLARGE = 2.0
@@ -45,6 +46,15 @@ MAX_TILES = 6  # tiles the fine pass may run per 1920×1080 of image: its cost b
 ACTIVITY = 0.1  # coarse probability marking text the coarse pass could not box
 MIN_TEXT = 16.0  # image px: the shortest text box looked for everywhere; 0: only where the coarse pass hints
 FINE_ENLARGE = 2.0  # most detector pixels per image pixel in the fine pass
+# A coarse box over STACKED times the median box height may be rows run together (a matrix, a
+# stacked formula): the fine pass looks inside it too. The fine boxes inside replace it when at
+# least two, each at most STACKED_ROW of its height; else its rows of ink (ink_rows); else it
+# is one tall line, kept whole.
+STACKED = 2.0
+STACKED_ROW = 0.6
+ROW_MIN = 0.3  # line heights: the shortest row of ink in a stacked box
+ROW_ALIKE = 0.5  # the shortest row of a stacked box is at least this share of its tallest
+ROW_GAP = 0.3  # a row of a stacked box with less ink than this share of its inkiest row is a gap
 BUDGET_PIXELS = 1920 * 1080  # the image area ``max_tiles`` is counted against
 
 
@@ -63,6 +73,47 @@ def local_contrast(bgr: np.ndarray) -> np.ndarray:
     ycc = cv2.cvtColor(bgr, cv2.COLOR_BGR2YCrCb)
     ycc[:, :, 0] = cv2.createCLAHE(clipLimit=2.0, tileGridSize=(8, 8)).apply(ycc[:, :, 0])
     return cv2.cvtColor(ycc, cv2.COLOR_YCrCb2BGR)
+
+
+def _inside(box: TextBox, outline: TextBox | np.ndarray) -> bool:
+    """Whether ``box``'s centre lies in ``outline`` (a box, or a (4, 1, 2) contour), same pixels."""
+    contour = outline.quad.reshape(-1, 1, 2) if isinstance(outline, TextBox) else outline
+    return cv2.pointPolygonTest(contour, tuple(float(v) for v in box.quad.mean(axis=0)), False) >= 0
+
+
+def ink_rows(image: np.ndarray, box: TextBox, line_height: float) -> list[TextBox]:
+    """The rows of ink in ``box`` (``image`` pixels; ``line_height``: the page's median line
+    height there) when it holds at least two, each at least :data:`ROW_MIN` line heights tall and
+    :data:`ROW_ALIKE` of the tallest, parted by rows with under :data:`ROW_GAP` of the inkiest
+    row's ink; else []. A handwritten matrix is one blob to the detector at any scale (its entries
+    stand apart, its brackets join its rows). Ink is the Otsu class in the minority; strokes
+    taller than two line heights (brackets) are left out, and the inkiest row is the 90th
+    percentile, so one arrow along a row does not hide the others."""
+    q = box.quad.astype(np.float32)
+    w, h = (max(2, round(v)) for v in box.size)
+    crop = crop_quad(image, q, (w, h))
+    gray = crop if crop.ndim == 2 else cv2.cvtColor(np.ascontiguousarray(crop[:, :, :3]), cv2.COLOR_BGR2GRAY)
+    _, mask = cv2.threshold(gray, 0, 1, cv2.THRESH_BINARY_INV + cv2.THRESH_OTSU)
+    if mask.mean() > 0.5:
+        mask = 1 - mask
+    mask &= 1 - cv2.morphologyEx(mask, cv2.MORPH_OPEN, np.ones((max(3, round(2 * line_height)), 1), np.uint8))
+    profile = mask.sum(axis=1).astype(np.float32)
+    on = np.concatenate([[0], (profile > ROW_GAP * np.percentile(profile, 90)).astype(np.int8), [0]])
+    edges = np.flatnonzero(np.diff(on))
+    runs = [(a, b) for a, b in zip(edges[::2], edges[1::2]) if b - a >= ROW_MIN * line_height]
+    # Rows of one matrix or one paragraph are alike; a strip of ascenders above a large word is not.
+    if len(runs) < 2 or min(b - a for a, b in runs) < ROW_ALIKE * max(b - a for a, b in runs):
+        return []
+    u, v = (q[1] - q[0]) / w, (q[3] - q[0]) / h
+    out = []
+    for y0, y1 in runs:
+        cols = np.flatnonzero(mask[y0:y1].any(axis=0))
+        pad = 0.2 * (y1 - y0)
+        x0, x1 = max(0.0, cols[0] - pad), min(float(w), cols[-1] + 1 + pad)
+        top, bottom = max(0.0, y0 - pad), min(float(h), y1 + pad)
+        corners = [q[0] + u * x + v * y for x, y in ((x0, top), (x1, top), (x1, bottom), (x0, bottom))]
+        out.append(TextBox(np.asarray(corners, np.float32), box.score))
+    return out
 
 
 class TextDetector:
@@ -131,23 +182,26 @@ class TextDetector:
                 np.maximum(prob[window], tile, out=prob[window])
         return prob[:sh, :sw], s
 
-    def fine_plan(self, shape: tuple[int, int], prob: np.ndarray, s0: float,
-                  boxes: list[TextBox]) -> tuple[float, list[tuple[int, int]], list[TextBox]] | None:
+    def fine_plan(self, shape: tuple[int, int], prob: np.ndarray, s0: float, boxes: list[TextBox]
+                  ) -> tuple[float, list[tuple[int, int]], list[TextBox], list[TextBox]] | None:
         """Where and at what scale to look again after the coarse pass: (detector pixels per
         image pixel, tile origins in that scale's pixels, the coarse boxes kept: text already
-        tall enough), or None when every box is tall enough and the map shows nothing else.
+        tall enough, the coarse boxes that may be stacked rows: :data:`STACKED` times the median
+        height), or None when every box is tall enough and the map shows nothing else.
 
         ``prob`` and ``boxes`` are the coarse map and boxes (its pixels), ``s0`` its scale."""
         if not self.small_text:
             return None
         heights = [min(b.size) for b in boxes]
-        large = [b for b, ht in zip(boxes, heights) if ht >= self.small_text]
+        median = float(np.median(heights)) if heights else 0.0
+        stacked = [b for b, ht in zip(boxes, heights) if ht >= self.small_text and ht > STACKED * median]
+        large = [b for b, ht in zip(boxes, heights) if self.small_text <= ht <= STACKED * median]
         small = [ht for ht in heights if ht < self.small_text]
         # Text min_text px tall would be too small for the coarse pass to see: look everywhere.
         unseen = self.min_text * s0 < self.small_text
         roi = np.ones_like(prob, np.uint8) if unseen else (prob > self.activity).astype(np.uint8)
         for b in boxes:  # the small boxes' regions, grown back by unclip
-            if min(b.size) < self.small_text:
+            if min(b.size) < self.small_text or any(b is t for t in stacked):
                 cv2.fillPoly(roi, [np.round(b.quad).astype(np.int32)], 1)
         roi = cv2.dilate(roi, np.ones((5, 5), np.uint8))
         for b in large:  # text tall enough keeps its coarse box
@@ -166,7 +220,7 @@ class TextDetector:
         while s1 >= 1.25 * s0:
             tiles = self._tiles_over(roi, integral, s0, s1, h, w)
             if len(tiles) <= budget:
-                return s1, tiles, large
+                return s1, tiles, large, stacked
             s1 *= 0.9
         return None
 
@@ -234,14 +288,19 @@ class TextDetector:
         self.last_ms = {"detect": (t1 - t0) * 1000, "db": (t2 - t1) * 1000}
         if plan is None:
             return [TextBox(b.quad / s0, b.score) for b in coarse]
-        s1, tiles, large = plan
-        fine = boxes_from_probability(self.fine_probability(image, s1, tiles), self.params)
+        s1, tiles, large, stacked = plan
+        fine = [TextBox(b.quad / s1, b.score)
+                for b in boxes_from_probability(self.fine_probability(image, s1, tiles), self.params)]
         kept = [TextBox(b.quad / s0, b.score) for b in large]
+        median = float(np.median([min(b.size) for b in coarse])) / s0
+        for b in stacked:
+            box = TextBox(b.quad / s0, b.score)
+            inside = [f for f in fine if _inside(f, box)]
+            if len(inside) >= 2 and max(min(f.size) for f in inside) <= STACKED_ROW * min(box.size):
+                continue  # the fine pass parted its rows: its boxes stand
+            fine = [f for f in fine if not _inside(f, box)]
+            kept += ink_rows(image, box, median) or [box]
         outlines = [k.quad.reshape(-1, 1, 2) for k in kept]
-        for b in fine:
-            quad = b.quad / s1
-            centre = tuple(float(v) for v in quad.mean(axis=0))
-            if not any(cv2.pointPolygonTest(o, centre, False) >= 0 for o in outlines):
-                kept.append(TextBox(quad, b.score))
+        kept += [f for f in fine if not any(_inside(f, o) for o in outlines)]
         self.last_ms.update(fine=(time.perf_counter() - t2) * 1000, fine_tiles=float(len(tiles)))
         return kept

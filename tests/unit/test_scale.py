@@ -11,6 +11,8 @@ from PIL import Image, ImageDraw
 from edge_ocr.config import Config
 from edge_ocr.page.build import build_reader
 from edge_ocr.page.reader import PageReader
+from edge_ocr.vision.db import TextBox
+from edge_ocr.vision.detector import ink_rows
 from tests import render
 from toolchain.bench.pages import line_recall
 from toolchain.scoring import page_errors
@@ -99,3 +101,38 @@ def test_the_fine_pass_keeps_to_its_tile_budget(reader: PageReader) -> None:
     assert det.detect(image) == []
     budget = int(np.ceil(det.max_tiles * 2160 * 3840 / (1920 * 1080)))
     assert 0 < det.last_ms["fine_tiles"] <= budget
+
+
+def matrix(rows: list[list[str]], x: int, y: int, size: int, step: int, pitch: int) -> tuple[list, list]:
+    """Entries of a bracketed matrix as canvas lines (each entry right-aligned on its column,
+    ``step`` px apart, rows ``pitch`` px apart), and its two brackets as polylines."""
+    font = render.font(render.LATIN, size)
+    cells = [(e, x + (j + 1) * step - round(font.getlength(e)), y + i * pitch, size)
+             for i, row in enumerate(rows) for j, e in enumerate(row)]
+    top, bottom, right = y - 6, y + (len(rows) - 1) * pitch + size + 10, x + len(rows[0]) * step + 20
+    brackets = [[(x + 12, top), (x, top), (x, bottom), (x + 12, bottom)],
+                [(right - 12, top), (right, top), (right, bottom), (right - 12, bottom)]]
+    return cells, brackets
+
+
+def test_the_rows_of_a_blob_are_parted_where_its_ink_parts(reader: PageReader) -> None:
+    """A handwritten matrix is one blob to the detector at every scale (lecture_17: its entries
+    stand apart, its brackets join the rows) and was read as garbage or dropped. Given that
+    blob's box, :func:`ink_rows` returns one box per row, each around that row and no other;
+    a large word with tall capitals, boxed alone, is one line and is not parted."""
+    rows = [["1", "4", "8", "-3", "-7"], ["-1", "2", "7", "3", "4"], ["-2", "2", "9", "5", "5"],
+            ["3", "6", "9", "-5", "-2"]]
+    cells, brackets = matrix(rows, 900, 300, 28, 64, 48)
+    image = canvas(1080, 1920, cells + [("Tidy Lighthouse", 200, 600, 120)], grey=235)
+    for b in brackets:
+        cv2.polylines(image, [np.int32(b)], False, (20, 20, 20), 3)
+    blob = TextBox(np.float32([[880, 280], [1260, 280], [1260, 480], [880, 480]]), 0.7)
+    parted = ink_rows(image, blob, line_height=28)
+    assert len(parted) == len(rows), [b.quad.tolist() for b in parted]
+    for i, box in enumerate(sorted(parted, key=lambda b: b.quad[:, 1].mean())):
+        top, bottom = box.quad[:, 1].min(), box.quad[:, 1].max()
+        ink_top = 300 + i * 48 + 6  # DejaVu's digits start about 6 px below the drawing origin
+        assert top <= ink_top and bottom >= ink_top + 20, (i, top, bottom)
+        assert bottom < ink_top + 48 and top > ink_top - 28, (i, top, bottom)
+    word = TextBox(np.float32([[180, 600], [1150, 600], [1150, 760], [180, 760]]), 0.7)
+    assert ink_rows(image, word, line_height=28) == []
