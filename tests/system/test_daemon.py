@@ -102,6 +102,9 @@ def test_sample_video_in_pages_and_events_out(broker: Broker, tmp_path: Path) ->
     assert "level=info event=page" in out and "password" not in out
 
 
+STILL_CER = 0.131  # wbpg_d07 at 1280 px, read as a still by the shipped defaults, against its label
+
+
 @pytest.mark.skipif(not REAL_BOARD.exists(), reason="the dev set's real board photo is not here")
 def test_real_board_written_line_by_line(broker: Broker, tmp_path: Path) -> None:
     """A real photo's lines revealed one by one (a hand in front while each is written): one
@@ -121,6 +124,8 @@ def test_real_board_written_line_by_line(broker: Broker, tmp_path: Path) -> None
     reveal_video(photo, [np.asarray(ln.box, np.float32) for ln in still.lines], video)
     label = next(r["text"] for r in read_labels(REAL_BOARD.parent.parent, "pages/wbpg_d07.jpg"))
     truth = label.split("\\n")
+    # The reveal uses the still's boxes: they must be the labelled lines, one box each.
+    assert len(still.lines) == len(truth), [ln.text for ln in still.lines]
     sub = Subscriber(broker.port, "#")
     proc = _daemon(_env(broker.port, tmp_path / "state", EDGE_OCR_CAPTURE_SOURCE=str(video)))
     out, _ = proc.communicate(timeout=180)
@@ -128,10 +133,12 @@ def test_real_board_written_line_by_line(broker: Broker, tmp_path: Path) -> None
     assert sub.wait_for(lambda: b"offline" in sub.raw("test/status"))
     sub.close()
     pages, events = sub.json("test/page"), sub.json("test/events")
-    assert [e["event"] for e in events] == ["added"] * len(still.lines), [(e["event"], e["text"]) for e in events]
-    assert [len(p["lines"]) for p in pages] == list(range(len(still.lines) + 1))  # the blank board first
+    assert [e["event"] for e in events] == ["added"] * len(truth), [(e["event"], e["text"]) for e in events]
+    assert [len(p["lines"]) for p in pages] == list(range(len(truth) + 1))  # the blank board first
     final = [ln["text"] for ln in pages[-1]["lines"]]
-    assert page_cer(truth, final) <= page_cer(truth, [ln.text for ln in still.lines]) + 0.05, final
+    # Against the labels: the still reads 0.131 (2026-12-05); live, through the gate, no worse
+    # than that by more than 0.05.
+    assert page_cer(truth, final) <= STILL_CER + 0.05, final
 
 
 def test_broker_killed_twenty_times_loses_nothing(broker: Broker, tmp_path: Path) -> None:

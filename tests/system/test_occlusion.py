@@ -29,6 +29,9 @@ from toolchain.scoring import page_cer
 from toolchain.synth.board_video import FPS, LOOKS, moving_teacher, standing_teacher
 
 LATENCY_S = 3.0
+# Page CER against the labels of each board read as a still by the shipped defaults (2026-12-05):
+# live, behind a moving person, the last page may read at most 0.02 worse.
+STILL_CER = {"sample-board": 0.0, "real-board": 0.131}
 PAGE_SCHEMA = Draft202012Validator(json.loads((ROOT / "schemas" / "page.schema.json").read_text()))
 
 
@@ -51,9 +54,11 @@ BOARDS = [pytest.param(_sample_board, id="sample-board"),
 
 @pytest.fixture(params=BOARDS)
 def board(request: pytest.FixtureRequest) -> tuple[np.ndarray, list, list[str], list[str]]:
-    """(photo, line regions, the lines read from the photo still, the labelled truth)."""
+    """(photo, line regions, the lines read from the photo still, the labelled truth). The
+    regions are the still's boxes, one per labelled line (checked): the lesson is built on them."""
     photo, truth = request.param()
     still = build_reader(Config()).read(photo)
+    assert len(still.lines) == len(truth), [ln.text for ln in still.lines]
     return photo, [np.asarray(ln.box, np.float32) for ln in still.lines], [ln.text for ln in still.lines], truth
 
 
@@ -81,7 +86,8 @@ def _first_page_with(pages: list[dict], region: np.ndarray) -> int | None:
 
 
 @pytest.mark.parametrize("look", list(LOOKS))
-def test_a_teacher_who_never_stops_moving(broker: Broker, tmp_path: Path, board, look: str) -> None:
+def test_a_teacher_who_never_stops_moving(broker: Broker, tmp_path: Path, board, look: str,
+                                          request: pytest.FixtureRequest) -> None:
     """Every line is published within 3 s of video time after it is written and uncovered, once
     (one ``added``, nothing removed), and the last page reads like the photo read still; in
     dark, light grey or white clothes, with a shadow, or with the exposure changing."""
@@ -94,9 +100,10 @@ def test_a_teacher_who_never_stops_moving(broker: Broker, tmp_path: Path, board,
         if published is None or (published - lesson.uncovered[i]) / FPS > LATENCY_S:
             late.append((still[i], lesson.uncovered[i], published))
     assert not late, f"(line, uncovered at frame, published at frame): {late}"
-    assert [e["event"] for e in events] == ["added"] * len(regions), [(e["event"], e["text"]) for e in events]
+    assert [e["event"] for e in events] == ["added"] * len(truth), [(e["event"], e["text"]) for e in events]
     final = [ln["text"] for ln in pages[-1]["lines"]]
-    assert page_cer(truth, final) <= page_cer(truth, still) + 0.02, (final, still)
+    bound = STILL_CER["real-board" if "real-board" in request.node.name else "sample-board"] + 0.02
+    assert page_cer(truth, final) <= bound, (final, still)
 
 
 @pytest.mark.parametrize("look", list(LOOKS))
