@@ -99,7 +99,7 @@ def main() -> int:
         f"# Soak: {a.minutes:g} minutes, broker SIGKILLed {len(kills)} times", "",
         "The daemon on the looping sample video (4 frames/s), a persistent-session QoS 1 subscriber, mosquitto "
         f"killed about every {a.kill_every:g} s and restarted after 1-6 s.", "",
-        "| messages (pages + events) | count |", "|---|---|",
+        "| messages (pages, events, snapshots) | count |", "|---|---|",
         f"| produced | {produced} |", f"| delivered (distinct) | {len(set(got))} |", f"| lost | {len(lost)} |",
         f"| duplicates (dropped by msg_id) | {len(got) - len(set(got))} |", f"| left in the outbox | {left} |", "",
         "| daemon | after warm-up | at the end |", "|---|---|---|",
