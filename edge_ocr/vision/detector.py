@@ -18,8 +18,9 @@ to ``text_height`` detector pixels, in overlapping tiles of the model's size, on
 regions touch, at most ``max_tiles`` per 1080p-worth of pixels (the scale shrinks until they
 fit). Tiles write into one map (uint8, by maximum), so a line crossing a seam is one region.
 Text already tall enough keeps its coarse box: large letters are never cut into pieces by a
-finer look. Settings chosen by cross-validation over the dev pages and classroom lectures
-(docs/vision.md).
+finer look. A coarse box far taller than the page's lines may be rows run together (a matrix):
+it is looked inside, and read as rows when its rows part. Settings chosen by cross-validation
+over the dev pages and classroom lectures (docs/vision.md).
 """
 
 from __future__ import annotations
