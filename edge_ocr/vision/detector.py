@@ -184,11 +184,12 @@ class TextDetector:
         return prob[:sh, :sw], s
 
     def fine_plan(self, shape: tuple[int, int], prob: np.ndarray, s0: float, boxes: list[TextBox]
-                  ) -> tuple[float, list[tuple[int, int]], list[TextBox], list[TextBox]] | None:
+                  ) -> tuple[float, list[tuple[int, int]], list[TextBox], list[TextBox], float] | None:
         """Where and at what scale to look again after the coarse pass: (detector pixels per
         image pixel, tile origins in that scale's pixels, the coarse boxes kept: text already
         tall enough, the coarse boxes that may be stacked rows: :data:`STACKED` times the median
-        height), or None when every box is tall enough and the map shows nothing else.
+        height, that median in image px), or None when every box is tall enough and the map
+        shows nothing else.
 
         ``prob`` and ``boxes`` are the coarse map and boxes (its pixels), ``s0`` its scale."""
         if not self.small_text:
@@ -201,8 +202,8 @@ class TextDetector:
         # Text min_text px tall would be too small for the coarse pass to see: look everywhere.
         unseen = self.min_text * s0 < self.small_text
         roi = np.ones_like(prob, np.uint8) if unseen else (prob > self.activity).astype(np.uint8)
-        for b in boxes:  # the small boxes' regions, grown back by unclip
-            if min(b.size) < self.small_text or any(b is t for t in stacked):
+        for b, ht in zip(boxes, heights):  # the small and stacked boxes' regions, grown back by unclip
+            if ht < self.small_text or ht > STACKED * median:
                 cv2.fillPoly(roi, [np.round(b.quad).astype(np.int32)], 1)
         roi = cv2.dilate(roi, np.ones((5, 5), np.uint8))
         for b in large:  # text tall enough keeps its coarse box
@@ -221,7 +222,7 @@ class TextDetector:
         while s1 >= 1.25 * s0:
             tiles = self._tiles_over(roi, integral, s0, s1, h, w)
             if len(tiles) <= budget:
-                return s1, tiles, large, stacked
+                return s1, tiles, large, stacked, median / s0
             s1 *= 0.9
         return None
 
@@ -289,11 +290,10 @@ class TextDetector:
         self.last_ms = {"detect": (t1 - t0) * 1000, "db": (t2 - t1) * 1000}
         if plan is None:
             return [TextBox(b.quad / s0, b.score) for b in coarse]
-        s1, tiles, large, stacked = plan
+        s1, tiles, large, stacked, median = plan
         fine = [TextBox(b.quad / s1, b.score)
                 for b in boxes_from_probability(self.fine_probability(image, s1, tiles), self.params)]
         kept = [TextBox(b.quad / s0, b.score) for b in large]
-        median = float(np.median([min(b.size) for b in coarse])) / s0
         for b in stacked:
             box = TextBox(b.quad / s0, b.score)
             inside = [f for f in fine if _inside(f, box)]

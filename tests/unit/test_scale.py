@@ -115,7 +115,7 @@ def matrix(rows: list[list[str]], x: int, y: int, size: int, step: int, pitch: i
     return cells, brackets
 
 
-def test_the_rows_of_a_blob_are_parted_where_its_ink_parts(reader: PageReader) -> None:
+def test_the_rows_of_a_blob_are_parted_where_its_ink_parts() -> None:
     """A handwritten matrix is one blob to the detector at every scale (lecture_17: its entries
     stand apart, its brackets join the rows) and was read as garbage or dropped. Given that
     blob's box, :func:`ink_rows` returns one box per row, each around that row and no other;

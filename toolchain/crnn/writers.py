@@ -59,16 +59,16 @@ def write_folder(folder: Path, rows: list[dict[str, str]], root: Path) -> Path:
 
 def main() -> None:
     from toolchain.common import parser
-    from toolchain.crnn.finetune import MODELS, cer_of, load_lines
+    from toolchain.crnn.finetune import LR, MODELS, REPLAY, STEPS, cer_of, load_lines
     from toolchain.crnn.student import NAME
 
     ap = parser(__doc__)
     ap.add_argument("--data", type=Path, default=HANDWRITING)
     ap.add_argument("--writers", type=int, default=3, help="writers with the most lines (two pages or more)")
     ap.add_argument("--skip", type=int, default=0, help="leave out this many of the largest writers first")
-    ap.add_argument("--steps", type=int, default=2400, help="fine-tuning steps (make finetune's default)")
-    ap.add_argument("--lr", type=float, default=5e-4, help="fine-tuning learning rate (make finetune's default)")
-    ap.add_argument("--replay", type=int, default=150, help="rendered lines replayed (make finetune's default)")
+    ap.add_argument("--steps", type=int, default=STEPS, help="fine-tuning steps (make finetune's default)")
+    ap.add_argument("--lr", type=float, default=LR, help="fine-tuning learning rate (make finetune's default)")
+    ap.add_argument("--replay", type=int, default=REPLAY, help="rendered lines replayed (make finetune's default)")
     ap.add_argument("--curve", action="store_true", help="the float head's check CER along each run")
     ap.add_argument("--counts", type=int, nargs="+", default=[0], help="lines learnt per run (0: all)")
     ap.add_argument("--out", type=Path, default=Path("build/writers"))
