@@ -164,10 +164,13 @@ class MqttPublisher(Sink):
 
     def stop(self, drain_timeout_s: float = 0.0) -> int:
         """Send what the outbox holds (and health, if due) for up to ``drain_timeout_s``, publish
-        ``offline`` and disconnect. Returns the number of messages left for the next run."""
+        ``offline`` and disconnect. Returns the number of messages left for the next run.
+
+        A broker that is away is waited for within the same deadline: a stop that came while the
+        client was reconnecting (a broker restart) would otherwise leave the outbox to the next run."""
         deadline = time.monotonic() + drain_timeout_s
         busy = lambda: self.outbox.depth() or not self._health_sent  # noqa: E731
-        while time.monotonic() < deadline and self.connected.is_set() and busy():
+        while time.monotonic() < deadline and busy():
             self._wake.set()
             time.sleep(0.05)
         self._stop.set()
