@@ -10,7 +10,7 @@ APT_CONVERT := fonts-noto-cjk fonts-wqy-zenhei fonts-wqy-microhei fonts-arphic-u
 	fonts-humor-sans fonts-breip fonts-femkeklaver fonts-kristi fonts-rufscript fonts-comic-neue \
 	fonts-dejavu-core fonts-liberation2 fonts-smiley-sans fortunes-zh fortunes fortunes-min wamerican
 
-.PHONY: fresh-check test-torch test-unit test-system student student-pack student-joint student-joint-export finetune import-ppocr import-det distill-det bench-pages bench-scale bench-scale-cv run deps-runtime deps-test install uninstall arm64-check soak bench bench-accuracy test test-runtime test-toolchain lint model data train export evaluate samples lm lm-tune bench bench-vision bench-archive bench-daemon clean
+.PHONY: replay fresh-check test-torch test-unit test-system student student-pack student-joint student-joint-export finetune import-ppocr import-det distill-det bench-pages bench-scale bench-scale-cv run deps-runtime deps-test install uninstall arm64-check soak bench bench-accuracy test test-runtime test-toolchain lint model data train export evaluate samples lm lm-tune bench bench-vision bench-archive bench-daemon clean
 
 # Install the Debian packages in $(1) that are missing, when root (idempotent, quiet when done);
 # when not root and some are missing, stop and name them: a test or `make run` would fail later.
@@ -255,6 +255,13 @@ build/ppocr/ppocrv4_det_float.tflite: | $(CVENV)/.peers $(CVENV)/.import
 bench-pages: $(CVENV)/.peers build/ppocr/ppocrv4_det_float.tflite
 	@test -f $(DEVSET)/labels.tsv || { echo "bench-pages needs the dev set at DEVSET=$(DEVSET)"; exit 1; }
 	$(CPY) -m toolchain.bench.pages --devset $(DEVSET) --out reports/pages
+
+# Lectures of ../shared/classroom replayed through the real daemon and mosquitto, a person passing:
+# every event judged against the frames (tests/replay.py). LECTURE= one or more; empty: every
+# measuring lecture. About a minute per lecture.
+LECTURE ?=
+replay: $(VENV)/.done deps-test
+	$(PY) -m tests.replay $(LECTURE)
 
 # The same lines from 10 to 160 px cap height in a 1920x1080 frame: scale-aware detection against
 # one coarse pass, recall and CER per height (reports/scale.md). About a minute.

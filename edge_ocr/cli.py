@@ -85,7 +85,8 @@ def _recognize(args: argparse.Namespace) -> int:
                         turned += f", BLURRED (sharpness {page.sharpness:.2f}): text unreliable, confidences capped"
                     if not page.text_found:
                         turned += f", {NO_TEXT}"
-                    print(f"== {label}: {len(page.lines)} lines, {page.timings_ms['total']:.0f} ms{turned}")
+                    n = len(page.lines)
+                    print(f"== {label}: {n} line{'' if n == 1 else 's'}, {page.timings_ms['total']:.0f} ms{turned}")
                     for ln in page.lines:
                         print(f"{ln.block}\t{ln.confidence:.3f}\t{ln.text}")
                 continue

@@ -64,7 +64,8 @@ def show(kind: str, doc: dict, out: TextIO) -> None:
         ms = f"{page.timings_ms['total']:.0f} ms" if "total" in page.timings_ms else "? ms"
         cut = _field(doc, "truncated", "lines")
         cut = f" (trimmed for the broker: {len(page.lines)} of {cut} lines)" if cut is not None else ""
-        print(f"\n[page seq={_field(doc, 'seq')} frame={_field(doc, 'frame', 'seq')}] {len(page.lines)} lines, "
+        n = len(page.lines)
+        print(f"\n[page seq={_field(doc, 'seq')} frame={_field(doc, 'frame', 'seq')}] {n} line{'' if n == 1 else 's'}, "
               f"{ms}{cut}", file=out)
         for line in page.lines:
             print(f"  {line.confidence:.2f}  {line.text}", file=out)

@@ -320,4 +320,4 @@ def test_watch_shows_trimmed_pages_and_notices() -> None:
         assert problem(kind, doc) is None
         show(kind, doc, out)
     assert "[event seq=12] too large for the broker (2120 bytes, limit 1024): not delivered" in out.getvalue()
-    assert "[page seq=11 frame=4] 1 lines, 40 ms (trimmed for the broker: 1 of 5 lines)" in out.getvalue()
+    assert "[page seq=11 frame=4] 1 line, 40 ms (trimmed for the broker: 1 of 5 lines)" in out.getvalue()

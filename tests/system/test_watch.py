@@ -52,7 +52,7 @@ def test_foreign_messages_are_skipped_and_watching_goes_on(tmp_path: Path) -> No
     assert "[page] skipped on edge-ocr/dev/page (retained): no 'lines' list: not an edge-ocr page" in out
     assert "[page] skipped on edge-ocr/other/page (retained): a JSON list, not an edge-ocr page message" in out
     assert "[event] skipped on edge-ocr/dev/events: a JSON string, not an edge-ocr event message" in out
-    assert "[page seq=x frame=None] 1 lines, ? ms" in out and "0.50  odd fields" in out, "odd optional fields"
+    assert "[page seq=x frame=None] 1 line, ? ms" in out and "0.50  odd fields" in out, "odd optional fields"
     assert "0.97  x = 18 + 5" in out and "~ line 1: x = 18 + 5   (was: x = 13 + 5)" in out
     assert "Traceback" not in out + err
 
