@@ -22,7 +22,7 @@ from edge_ocr.recognition.recognizer import LineResult, Recognizer
 from edge_ocr.vision.clean import clean, ink_gray, without_rules
 from edge_ocr.vision.db import TextBox
 from edge_ocr.vision.detector import TextDetector
-from edge_ocr.vision.figures import is_drawing
+from edge_ocr.vision.figures import is_drawing, is_stroke
 from edge_ocr.vision.layout import TextLine, drop_specks, group_lines, order_lines
 from edge_ocr.vision.lines import crop_quad, find_lines
 from edge_ocr.vision.orientation import column_to_row, rotate_points, unrotate_points
@@ -164,7 +164,8 @@ class PageReader:
         read = iter(results)
         by_line = [None if i in drawn else next(read) for i in range(len(crops))]
         kept = [(i, res) for i, res in enumerate(by_line) if res is not None and res.text.strip()
-                and res.confidence >= self.min_confidence and not is_clutter(res, heights[i] / median)]
+                and res.confidence >= self.min_confidence and not is_clutter(res, heights[i] / median)
+                and not (len(res.text.strip()) <= CLUTTER_CHARS and is_stroke(crops[i]))]
         # Judged on the lines kept: a board with no text (blank, erased) is never "blurred".
         sharpness, blurred = self.judge(ink, [boxes[i] for i, _ in kept])
         lap("sharpness")

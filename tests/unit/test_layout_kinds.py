@@ -106,6 +106,23 @@ def test_a_drawing_without_text_gives_no_text_and_says_so(reader: PageReader, ki
         assert message["text_found"] is False
 
 
+def test_underlined_words_and_words_joined_by_arrows_stay(reader: PageReader) -> None:
+    """A long straight stroke alone is a diagram's edge, not text (a box's edge read as '一' at
+    0.92), but an underline under a word, or an arrow between two words, is not alone: the words
+    are read."""
+    lines = ["Homework due Friday", "Read chapter four", "input    output"]
+    size, spacing, margin = 40, 1.8, 80
+    board = render.page(lines, size=size, spacing=spacing, margin=margin)
+    for i in range(2):  # underlined in a 5-px marker stroke, as on a board
+        y = int(margin + i * size * spacing + size * 1.25)
+        cv2.line(board, (margin, y), (board.shape[1] - margin - 40, y), (20, 20, 20), 5)
+    y = int(margin + 2 * size * spacing + size * 0.6)
+    cv2.arrowedLine(board, (margin + 120, y), (margin + 230, y), (20, 20, 20), 5, tipLength=0.15)
+    texts = [comparable(ln.text) for ln in read(reader, board).lines]
+    assert texts[:2] == [comparable(t) for t in lines[:2]], texts
+    assert "input" in "".join(texts) and "output" in "".join(texts), texts
+
+
 def test_text_beside_a_drawing_stays(reader: PageReader) -> None:
     """A board with a drawing on the left and notes on the right: the notes are read, the drawing
     is not."""
@@ -129,3 +146,22 @@ def test_a_circle_is_a_figure_and_a_letter_o_in_a_word_is_not() -> None:
     gray = cv2.cvtColor(word, cv2.COLOR_BGR2GRAY)
     beside = cv2.resize(gray, (gray.shape[1] * 300 // gray.shape[0], 300))
     assert not figures.is_drawing(np.concatenate([ring, beside], axis=1))
+
+
+def test_chalk_on_a_blackboard_and_a_lone_axis() -> None:
+    """Light writing on a dark board is text, not the board read as one long stroke (a chalk
+    title of the dev set's blackboard was dropped so); a ruled axis with its ticks alone is a
+    drawing, and so is a short reading of one long stroke with the cut ends of others."""
+    chalk = 255 - cv2.cvtColor(render.page(["Espaces euclidiens"], size=48, margin=12), cv2.COLOR_BGR2GRAY)
+    assert not figures.is_drawing(chalk) and not figures.is_stroke(chalk)
+    axis = np.full((60, 600), 255, np.uint8)
+    cv2.line(axis, (10, 30), (590, 30), 0, 4)
+    for x in range(40, 600, 60):
+        cv2.line(axis, (x, 22), (x, 38), 0, 3)
+    assert figures.is_drawing(axis)
+    edge = np.full((50, 290), 255, np.uint8)
+    cv2.line(edge, (5, 25), (285, 25), 0, 5)
+    cv2.line(edge, (250, 0), (262, 6), 0, 4)  # the cut end of another stroke
+    assert figures.is_stroke(edge)
+    one = render.page(["一"], size=48, margin=12, path=render.CJK)  # a written one: 5-12 strokes long
+    assert not figures.is_stroke(cv2.cvtColor(one, cv2.COLOR_BGR2GRAY))
