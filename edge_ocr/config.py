@@ -84,8 +84,8 @@ class VisionConfig:
     # detected again at the scale that makes them text_height px tall, in at most max_tiles tiles
     # per 1920×1080 of image; text_activity: coarse probability marking text not yet boxed.
     text_height: float = 24.0  # detector px; > small_text
-    small_text: float = 0.0  # detector px at the coarse scale; 0: one coarse pass only (the old way)
-    max_tiles: int = 6  # ≥ 1
+    small_text: float = 0.0  # detector px at the coarse scale; 0: one coarse pass only (12: chosen by CV)
+    max_tiles: int = 9  # ≥ 1
     text_activity: float = 0.1  # 0 < x < 1
     min_text: float = 16.0  # image px: shortest text box looked for everywhere; 0: only where the coarse pass hints
     min_confidence: float = 0.0  # lines read with a lower confidence are dropped as clutter

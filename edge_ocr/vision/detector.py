@@ -43,7 +43,7 @@ TILE_OVERLAP = 96  # detector pixels shared by neighbouring tiles: more than a t
 # Scale-aware detection: chosen by cross-validation (docs/vision.md, reports/scale_cv.md).
 TEXT_HEIGHT = 24.0  # detector px: the box height (after unclip) small text is re-detected at
 SMALL_TEXT = 0.0  # detector px at the coarse scale: shorter boxes are looked at again; 0: one pass
-MAX_TILES = 6  # tiles the fine pass may run per 1920×1080 of image: its cost bound
+MAX_TILES = 9  # tiles the fine pass may run per 1920×1080 of image: its cost bound
 ACTIVITY = 0.1  # coarse probability marking text the coarse pass could not box
 MIN_TEXT = 16.0  # image px: the shortest text box looked for everywhere; 0: only where the coarse pass hints
 FINE_ENLARGE = 2.0  # most detector pixels per image pixel in the fine pass
