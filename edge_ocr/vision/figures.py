@@ -56,22 +56,29 @@ def figure_kind(component: np.ndarray) -> str:
     return "figure" if min(h, w) >= FIGURE_SPAN * stroke else "connector"
 
 
+def kind_areas(mask: np.ndarray) -> dict[str, int]:
+    """Ink pixels per :func:`figure_kind` of the components of ``mask`` (0/255) that are of any
+    size (the longer side at least :data:`SUBSTANTIAL` of its height); kinds absent are left out."""
+    n, labels, stats, _ = cv2.connectedComponentsWithStats(mask, 8, cv2.CV_32S)
+    least = SUBSTANTIAL * mask.shape[0]
+    areas: dict[str, int] = {}
+    for k in range(1, n):
+        x, y, w, h, size = (int(v) for v in stats[k, :5])
+        if max(w, h) >= least:
+            kind = figure_kind(((labels[y : y + h, x : x + w] == k) * 255).astype(np.uint8))
+            areas[kind] = areas.get(kind, 0) + size
+    return areas
+
+
 def is_stroke(crop: np.ndarray) -> bool:
     """Whether most of a line crop's ink (:data:`CONNECTOR_SHARE`) is connectors, with no figure:
     one long straight stroke and the cut ends of others, as the edge of a diagram's box that the
     fine pass found by itself (read as '一' at 0.92, a corner as '7'). A connector is at least
     :data:`FIGURE_SPAN` stroke widths long, longer than a written '1' or '一' (5-12). Only for a
     reading of one or two characters: a line of text over a ruled line holds both."""
-    mask = ink_mask(crop)
-    n, labels, stats, _ = cv2.connectedComponentsWithStats(mask, 8, cv2.CV_32S)
-    least = SUBSTANTIAL * mask.shape[0]
-    area = {"figure": 0, "connector": 0, "ink": 0}
-    for k in range(1, n):
-        x, y, w, h, size = (int(v) for v in stats[k, :5])
-        if max(w, h) >= least:
-            area[figure_kind(((labels[y : y + h, x : x + w] == k) * 255).astype(np.uint8))] += size
-    total = sum(area.values())
-    return total > 0 and not area["figure"] and area["connector"] >= CONNECTOR_SHARE * total
+    areas = kind_areas(ink_mask(crop))
+    total = sum(areas.values())
+    return total > 0 and "figure" not in areas and areas.get("connector", 0) >= CONNECTOR_SHARE * total
 
 
 def is_drawing(crop: np.ndarray, ruled: np.ndarray | None = None) -> bool:
@@ -83,15 +90,7 @@ def is_drawing(crop: np.ndarray, ruled: np.ndarray | None = None) -> bool:
         on_rules = cv2.countNonZero(cv2.bitwise_and(mask, ruled))
         if on_rules >= RULED * cv2.countNonZero(mask):
             return True
-    n, labels, stats, _ = cv2.connectedComponentsWithStats(mask, 8, cv2.CV_32S)
-    least = SUBSTANTIAL * mask.shape[0]
-    judged = [k for k in range(1, n) if max(stats[k, cv2.CC_STAT_WIDTH], stats[k, cv2.CC_STAT_HEIGHT]) >= least]
-    if not judged:
-        return False
-    kinds = set()
-    for k in judged:
-        x, y, w, h = (int(v) for v in stats[k, :4])
-        kinds.add(figure_kind(((labels[y : y + h, x : x + w] == k) * 255).astype(np.uint8)))
+    kinds = kind_areas(mask).keys()
     # Beside a figure connectors are its arrows; alone, an axis with its ticks, or a rule: a
     # connector is FIGURE_SPAN stroke widths long, longer than a written '1' or '一' (5-12).
-    return kinds <= {"figure", "connector"}
+    return bool(kinds) and kinds <= {"figure", "connector"}

@@ -136,12 +136,12 @@ def main() -> None:
     best = min(both(res) for _, res in results)
     setting, res = min(((s_, r_) for s_, r_ in results if both(r_) <= best + TIE),
                        key=lambda sr: classroom_ms(sr[1], rows))
+    figures = lambda res: (f"criterion {both(res):.3f}, all dev pages {cer(res, rows, 'AB', DEV):.3f}, "  # noqa: E731
+                           f"all classroom frames {cer(res, rows, 'AB', CLASSROOM):.3f}, "
+                           f"{classroom_ms(res, rows):.0f} ms per classroom frame")
     lines += ["", f"To ship (the fastest on the classroom frames of those within {TIE} of the best "
-              f"criterion on A and B together, {best:.3f}): `{setting}`; criterion {both(res):.3f}, "
-              f"all dev pages {cer(res, rows, 'AB', DEV):.3f}, all classroom frames "
-              f"{cer(res, rows, 'AB', CLASSROOM):.3f}, {classroom_ms(res, rows):.0f} ms per classroom frame "
-              f"(one pass: criterion {both(results[0][1]):.3f}, {cer(results[0][1], rows, 'AB', DEV):.3f}, "
-              f"{cer(results[0][1], rows, 'AB', CLASSROOM):.3f}, {classroom_ms(results[0][1], rows):.0f} ms)."]
+              f"criterion on A and B together, {best:.3f}): `{setting}`; {figures(res)} "
+              f"(one pass: {figures(results[0][1])})."]
     emit("\n".join(lines) + "\n", a.out)
 
 
